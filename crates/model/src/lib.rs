@@ -1,0 +1,28 @@
+//! Strata's shared vocabulary, with no I/O and no runtime.
+//!
+//! Every other crate speaks in these types: a series is a sorted [`Labels`] set, a
+//! point is a [`Sample`], a selection is a list of [`Matcher`]s over a [`TimeRange`],
+//! and data belongs to exactly one [`TenantId`]. The query seam ([`Querier`]) sits
+//! here so that neither the PromQL engine nor the storage owns it:
+//!
+//! ```text
+//!   remote write ──► tsdb (WAL, head) ──┐
+//!                    block (Parquet) ───┼──► impl Querier ──► promql / HTTP read APIs
+//!                    remote stores  ────┘
+//! ```
+
+mod error;
+mod labels;
+mod matcher;
+mod query;
+mod sample;
+mod tenant;
+mod time;
+
+pub use error::{Error, ErrorKind, Result};
+pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
+pub use matcher::{MatchOp, Matcher};
+pub use query::{Querier, SelectHints, Series};
+pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
+pub use tenant::TenantId;
+pub use time::TimeRange;

@@ -1,0 +1,28 @@
+//! Time ranges in milliseconds since the Unix epoch.
+
+/// A closed interval `[start, end]` of millisecond timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl TimeRange {
+    pub fn new(start: i64, end: i64) -> Self {
+        TimeRange { start, end }
+    }
+
+    /// Every representable timestamp.
+    pub fn all() -> Self {
+        TimeRange { start: i64::MIN, end: i64::MAX }
+    }
+
+    pub fn contains(&self, t: i64) -> bool {
+        self.start <= t && t <= self.end
+    }
+
+    /// Whether `[min, max]` shares at least one timestamp with this range.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        min <= self.end && max >= self.start
+    }
+}

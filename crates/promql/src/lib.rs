@@ -1,0 +1,1 @@
+//! PromQL engine (work in progress by a helper).

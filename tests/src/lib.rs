@@ -1,0 +1,1 @@
+//! Shared helpers for Strata's end-to-end tests.
