@@ -1,0 +1,40 @@
+use std::path::{Path, PathBuf};
+
+/// Errors of the local ingest path.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The WAL could not make a batch durable; the samples were not acknowledged.
+    #[error("write-ahead log write failed: {reason}")]
+    WalWrite { reason: String },
+    /// A previous WAL write failed; the log refuses appends until a restart replays it.
+    #[error("write-ahead log is failed after an earlier write error; restart required")]
+    WalFailed,
+}
+
+/// What callers can do about an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Local storage trouble: the sender should retry later.
+    Unavailable,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.to_path_buf(), source }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } | Error::WalWrite { .. } | Error::WalFailed => ErrorKind::Unavailable,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,160 @@
+//! The in-memory head of one tenant: a series registry, postings per label pair, and
+//! samples held in compressed XOR chunks.
+//!
+//! ```text
+//!   labels ──hash──► by_hash ──► series id ──► MemSeries { labels: [(name, value) symbol ids],
+//!                                                          closed: [Arc<[u8]> XOR chunks],
+//!                                                          open: XorAppender, ooo: [Sample] }
+//!   (name, value) ──► postings: RoaringBitmap of series ids   (matchers resolve here)
+//! ```
+//!
+//! Writers hold the write lock only to check ordering and append; readers copy chunk
+//! handles under the read lock and decode outside it.
+
+pub(crate) mod append;
+mod read;
+mod symbols;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use roaring::RoaringBitmap;
+
+pub use append::{AppendOutcome, RejectReason, SeriesInput};
+pub use read::HeadQuerier;
+use symbols::Symbols;
+
+use crate::chunk::XorAppender;
+use strata_model::{Sample, TenantId};
+
+/// Metric metadata as remote write carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// counter, gauge, histogram, gaugehistogram, summary, info, stateset, unknown.
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// A closed, immutable chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct ClosedChunk {
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+    pub(crate) data: Arc<[u8]>,
+}
+
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    /// (name, value) symbol ids, sorted by name string.
+    pub(crate) labels: Box<[(u32, u32)]>,
+    pub(crate) closed: Vec<ClosedChunk>,
+    pub(crate) open: XorAppender,
+    pub(crate) open_min_t: i64,
+    /// Accepted out-of-order samples, sorted by time (empty unless a window is set).
+    pub(crate) ooo: Vec<Sample>,
+    pub(crate) first_t: i64,
+    pub(crate) last_t: i64,
+    /// Value of the newest in-order sample (for the duplicate check).
+    pub(crate) last_v: f64,
+}
+
+impl MemSeries {
+    fn new(labels: Box<[(u32, u32)]>) -> Self {
+        MemSeries {
+            labels,
+            closed: Vec::new(),
+            open: XorAppender::new(),
+            open_min_t: i64::MAX,
+            ooo: Vec::new(),
+            first_t: i64::MAX,
+            last_t: i64::MIN,
+            last_v: 0.0,
+        }
+    }
+
+    pub(crate) fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.first_t <= max && self.last_t >= min
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct HeadInner {
+    pub(crate) symbols: Symbols,
+    pub(crate) series: Vec<MemSeries>,
+    /// Label-set hash to series ids (a vector only on hash collisions).
+    pub(crate) by_hash: HashMap<u64, Vec<u32>>,
+    /// name symbol → value symbol → series ids.
+    pub(crate) postings: HashMap<u32, HashMap<u32, RoaringBitmap>>,
+    pub(crate) metadata: BTreeMap<String, Metadata>,
+    pub(crate) samples: u64,
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+}
+
+/// One tenant's in-memory head.
+#[derive(Debug)]
+pub struct Head {
+    tenant: TenantId,
+    pub(crate) inner: RwLock<HeadInner>,
+}
+
+/// Size figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadStats {
+    pub series: u64,
+    pub samples: u64,
+    pub chunks: u64,
+    pub chunk_bytes: u64,
+    pub symbols: u64,
+    pub min_t: i64,
+    pub max_t: i64,
+}
+
+impl Head {
+    pub fn new(tenant: TenantId) -> Self {
+        Head {
+            tenant,
+            inner: RwLock::new(HeadInner { min_t: i64::MAX, max_t: i64::MIN, ..Default::default() }),
+        }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Metadata per metric family, sorted by family name.
+    pub fn metadata(&self) -> BTreeMap<String, Metadata> {
+        self.inner.read().metadata.clone()
+    }
+
+    pub fn stats(&self) -> HeadStats {
+        let g = self.inner.read();
+        let mut s = HeadStats {
+            series: g.series.len() as u64,
+            samples: g.samples,
+            symbols: g.symbols.len() as u64,
+            min_t: g.min_t,
+            max_t: g.max_t,
+            ..Default::default()
+        };
+        for m in &g.series {
+            s.chunks += m.closed.len() as u64 + u64::from(!m.open.is_empty());
+            s.chunk_bytes += m.closed.iter().map(|c| c.data.len() as u64).sum::<u64>() + m.open.bytes().len() as u64;
+        }
+        s
+    }
+}
+
+/// Hash of a sorted label set given as borrowed pairs (xxh3 with separators).
+pub(crate) fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (n, v) in pairs {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}

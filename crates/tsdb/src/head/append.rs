@@ -1,0 +1,209 @@
+//! Appending to the head: series lookup or creation, ordering checks, chunk cutting.
+
+use std::collections::BTreeMap;
+
+use strata_model::Sample;
+
+use super::{ClosedChunk, HeadInner, MemSeries, Metadata, hash_pairs};
+use crate::chunk::SAMPLES_PER_CHUNK;
+
+/// One series of an incoming request: labels sorted by name with unique names and
+/// no empty values (the caller validates), and its samples in request order.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesInput<'a> {
+    pub labels: &'a [(&'a str, &'a str)],
+    pub samples: &'a [Sample],
+}
+
+/// Why a sample was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// Older than the series' newest sample and outside the out-of-order window.
+    OutOfOrder,
+    /// Same timestamp as a stored sample but a different value.
+    DuplicateTimestamp,
+}
+
+impl RejectReason {
+    /// The reason as a metric label value and in error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::OutOfOrder => "out_of_order",
+            RejectReason::DuplicateTimestamp => "duplicate_timestamp",
+        }
+    }
+}
+
+/// What happened to the samples of one append call.
+#[derive(Debug, Clone, Default)]
+pub struct AppendOutcome {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Exact re-sends of stored samples (same timestamp and value bits): not stored
+    /// again, not an error.
+    pub duplicates_ignored: u64,
+    /// Rejections per reason: count and the first example.
+    pub rejected: BTreeMap<RejectReason, (u64, String)>,
+}
+
+impl AppendOutcome {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().map(|(n, _)| n).sum()
+    }
+}
+
+/// Result of putting one sample into a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Put {
+    Stored,
+    Duplicate,
+    Rejected(RejectReason),
+}
+
+impl MemSeries {
+    fn last(&self) -> Option<(i64, f64)> {
+        (self.last_t != i64::MIN).then_some((self.last_t, self.last_v))
+    }
+
+    /// Puts one sample. `ooo_floor` is the oldest timestamp the out-of-order window
+    /// admits (`i64::MIN` during WAL replay, which must accept what was accepted).
+    pub(crate) fn put(&mut self, s: Sample, ooo_floor: i64) -> Put {
+        match self.last() {
+            Some((lt, lv)) if s.t == lt => {
+                return if lv.to_bits() == s.v.to_bits() { Put::Duplicate } else { Put::Rejected(RejectReason::DuplicateTimestamp) };
+            }
+            Some((lt, _)) if s.t < lt => {
+                if s.t < ooo_floor {
+                    return Put::Rejected(RejectReason::OutOfOrder);
+                }
+                return match self.ooo.binary_search_by_key(&s.t, |x| x.t) {
+                    Ok(i) if self.ooo[i].v.to_bits() == s.v.to_bits() => Put::Duplicate,
+                    Ok(_) => Put::Rejected(RejectReason::DuplicateTimestamp),
+                    Err(i) => {
+                        self.ooo.insert(i, s);
+                        self.first_t = self.first_t.min(s.t);
+                        Put::Stored
+                    }
+                };
+            }
+            _ => {}
+        }
+        if self.open.len() >= SAMPLES_PER_CHUNK {
+            let open = std::mem::take(&mut self.open);
+            self.closed.push(ClosedChunk { min_t: self.open_min_t, max_t: open.last_t(), data: open.finish().into() });
+        }
+        if self.open.is_empty() {
+            self.open_min_t = s.t;
+        }
+        self.open.append(s.t, s.v);
+        self.last_v = s.v;
+        self.first_t = self.first_t.min(s.t);
+        self.last_t = s.t;
+        Put::Stored
+    }
+}
+
+impl HeadInner {
+    /// The id of the series with exactly these labels, if it exists.
+    pub(crate) fn lookup(&self, hash: u64, labels: &[(&str, &str)]) -> Option<u32> {
+        let ids = self.by_hash.get(&hash)?;
+        ids.iter().copied().find(|&id| {
+            let s = &self.series[id as usize];
+            s.labels.len() == labels.len()
+                && s.labels
+                    .iter()
+                    .zip(labels)
+                    .all(|(&(n, v), &(ln, lv))| &**self.symbols.str(n) == ln && &**self.symbols.str(v) == lv)
+        })
+    }
+
+    /// Creates a series (the caller checked it does not exist) and indexes it.
+    pub(crate) fn create(&mut self, hash: u64, labels: &[(&str, &str)]) -> u32 {
+        let id = self.series.len() as u32;
+        let syms: Box<[(u32, u32)]> =
+            labels.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        for &(n, v) in syms.iter() {
+            self.postings.entry(n).or_default().entry(v).or_default().insert(id);
+        }
+        self.series.push(MemSeries::new(syms));
+        self.by_hash.entry(hash).or_default().push(id);
+        id
+    }
+
+    pub(crate) fn get_or_create(&mut self, labels: &[(&str, &str)]) -> (u32, bool) {
+        let hash = hash_pairs(labels.iter().copied());
+        match self.lookup(hash, labels) {
+            Some(id) => (id, false),
+            None => (self.create(hash, labels), true),
+        }
+    }
+
+    pub(crate) fn put(&mut self, id: u32, s: Sample, ooo_floor: i64) -> Put {
+        let put = self.series[id as usize].put(s, ooo_floor);
+        if put == Put::Stored {
+            self.samples += 1;
+            self.min_t = self.min_t.min(s.t);
+            self.max_t = self.max_t.max(s.t);
+        }
+        put
+    }
+
+    /// Sets metadata for a family; returns whether it changed.
+    pub(crate) fn set_metadata(&mut self, family: &str, m: Metadata) -> bool {
+        match self.metadata.get(family) {
+            Some(old) if *old == m => false,
+            _ => {
+                self.metadata.insert(family.to_string(), m);
+                true
+            }
+        }
+    }
+
+    /// Label pairs of a series as strings.
+    pub(crate) fn label_strs(&self, id: u32) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.series[id as usize].labels.iter().map(|&(n, v)| (&**self.symbols.str(n), &**self.symbols.str(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series() -> MemSeries {
+        MemSeries::new(Box::new([]))
+    }
+
+    #[test]
+    fn ordering_rules() {
+        let mut s = series();
+        assert_eq!(s.put(Sample::new(10, 1.0), i64::MAX), Put::Stored);
+        assert_eq!(s.put(Sample::new(10, 1.0), i64::MAX), Put::Duplicate);
+        assert_eq!(s.put(Sample::new(10, 2.0), i64::MAX), Put::Rejected(RejectReason::DuplicateTimestamp));
+        assert_eq!(s.put(Sample::new(5, 2.0), i64::MAX), Put::Rejected(RejectReason::OutOfOrder));
+        assert_eq!(s.put(Sample::new(5, 2.0), 0), Put::Stored);
+        assert_eq!(s.put(Sample::new(5, 2.0), 0), Put::Duplicate);
+        assert_eq!(s.put(Sample::new(5, 3.0), 0), Put::Rejected(RejectReason::DuplicateTimestamp));
+    }
+
+    #[test]
+    fn duplicate_check_survives_chunk_cut() {
+        let mut s = series();
+        for i in 0..i64::from(SAMPLES_PER_CHUNK) {
+            s.put(Sample::new(i, i as f64), i64::MAX);
+        }
+        let last = i64::from(SAMPLES_PER_CHUNK) - 1;
+        assert_eq!(s.put(Sample::new(last, last as f64), i64::MAX), Put::Duplicate);
+        assert_eq!(s.put(Sample::new(last + 1, 0.5), i64::MAX), Put::Stored);
+        assert_eq!(s.closed.len(), 1);
+        assert_eq!(s.put(Sample::new(last + 1, 0.5), i64::MAX), Put::Duplicate);
+    }
+
+    #[test]
+    fn stale_nan_duplicate_is_bitwise() {
+        let mut s = series();
+        let stale = strata_model::stale_nan();
+        s.put(Sample::new(1, stale), i64::MAX);
+        assert_eq!(s.put(Sample::new(1, stale), i64::MAX), Put::Duplicate);
+        assert_eq!(s.put(Sample::new(1, f64::NAN), i64::MAX), Put::Rejected(RejectReason::DuplicateTimestamp));
+    }
+}

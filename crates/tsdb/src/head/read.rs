@@ -1,0 +1,275 @@
+//! Reading the head: matcher resolution over postings, and sample decoding done
+//! outside the lock from shared chunk handles.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use roaring::RoaringBitmap;
+use strata_model::{Label, Labels, MatchOp, Matcher, Querier, Sample, SelectHints, Series, TimeRange};
+
+use super::{Head, HeadInner};
+use crate::chunk::XorIter;
+
+/// A [`Querier`] over one tenant's head.
+#[derive(Debug, Clone)]
+pub struct HeadQuerier {
+    head: Option<Arc<Head>>,
+}
+
+impl HeadQuerier {
+    /// `None` stands for a tenant that has written nothing: every answer is empty.
+    pub fn new(head: Option<Arc<Head>>) -> Self {
+        HeadQuerier { head }
+    }
+}
+
+/// What a reader copies out under the lock.
+struct Snapshot {
+    labels: Labels,
+    chunks: Vec<Arc<[u8]>>,
+    open: Option<Vec<u8>>,
+    ooo: Vec<Sample>,
+}
+
+impl HeadInner {
+    /// Series ids matching every matcher (all series when `matchers` is empty).
+    pub(crate) fn resolve(&self, matchers: &[Matcher]) -> RoaringBitmap {
+        let mut positive: Option<RoaringBitmap> = None;
+        let mut negative = RoaringBitmap::new();
+        for m in matchers {
+            let values = self.symbols.get(&m.name).and_then(|n| self.postings.get(&n));
+            let union = |want: bool| -> RoaringBitmap {
+                let mut out = RoaringBitmap::new();
+                let Some(values) = values else { return out };
+                if want && m.op == MatchOp::Equal {
+                    if let Some(b) = self.symbols.get(&m.value).and_then(|v| values.get(&v)) {
+                        out |= b;
+                    }
+                    return out;
+                }
+                if let (true, Some(set)) = (want, m.set_matches()) {
+                    for v in set {
+                        if let Some(b) = self.symbols.get(v).and_then(|v| values.get(&v)) {
+                            out |= b;
+                        }
+                    }
+                    return out;
+                }
+                for (v, b) in values {
+                    if m.matches(self.symbols.str(*v)) == want {
+                        out |= b;
+                    }
+                }
+                out
+            };
+            if m.matches_empty() {
+                negative |= union(false);
+            } else {
+                let b = union(true);
+                positive = Some(match positive {
+                    Some(p) => p & b,
+                    None => b,
+                });
+            }
+        }
+        let mut ids = positive.unwrap_or_else(|| (0..self.series.len() as u32).collect());
+        ids -= negative;
+        ids
+    }
+
+    fn in_range(&self, ids: RoaringBitmap, range: TimeRange) -> RoaringBitmap {
+        if range == TimeRange::all() {
+            return ids;
+        }
+        ids.into_iter().filter(|&id| self.series[id as usize].overlaps(range.start, range.end)).collect()
+    }
+
+    fn labels_of(&self, id: u32) -> Labels {
+        let s = &self.series[id as usize];
+        Labels::from_sorted_unchecked(
+            s.labels.iter().map(|&(n, v)| Label { name: self.symbols.str(n).clone(), value: self.symbols.str(v).clone() }).collect(),
+        )
+    }
+
+    fn snapshot(&self, id: u32, range: TimeRange, labels_only: bool) -> Snapshot {
+        let s = &self.series[id as usize];
+        let labels = self.labels_of(id);
+        if labels_only {
+            return Snapshot { labels, chunks: Vec::new(), open: None, ooo: Vec::new() };
+        }
+        let chunks = s.closed.iter().filter(|c| range.overlaps(c.min_t, c.max_t)).map(|c| c.data.clone()).collect();
+        let open = (!s.open.is_empty() && range.overlaps(s.open_min_t, s.last_t)).then(|| s.open.bytes().to_vec());
+        let ooo = s.ooo.iter().copied().filter(|x| range.contains(x.t)).collect();
+        Snapshot { labels, chunks, open, ooo }
+    }
+}
+
+impl Snapshot {
+    fn decode(self, range: TimeRange) -> Series {
+        let mut samples = Vec::new();
+        for c in self.chunks.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
+            if let Ok(it) = XorIter::new(c) {
+                // Chunks are written by this process; a decode error cannot happen
+                // short of memory corruption, and would only shorten the answer.
+                samples.extend(it.map_while(Result::ok).filter(|s| range.contains(s.t)));
+            }
+        }
+        if !self.ooo.is_empty() {
+            samples = merge(samples, self.ooo);
+        }
+        Series { labels: self.labels, samples }
+    }
+}
+
+/// Merges two time-sorted runs; on equal timestamps the first run wins.
+fn merge(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].t.cmp(&b[j].t) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[async_trait]
+impl Querier for HeadQuerier {
+    async fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> strata_model::Result<Vec<Series>> {
+        let Some(head) = &self.head else { return Ok(Vec::new()) };
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let snaps: Vec<Snapshot> = {
+            let g = head.inner.read();
+            let ids = g.in_range(g.resolve(matchers), hints.range);
+            let mut snaps: Vec<Snapshot> = ids.into_iter().map(|id| g.snapshot(id, hints.range, hints.labels_only)).collect();
+            drop(g);
+            snaps.sort_by(|a, b| a.labels.cmp(&b.labels));
+            if hints.limit > 0 {
+                snaps.truncate(hints.limit);
+            }
+            snaps
+        };
+        let mut out: Vec<Series> = snaps.into_iter().map(|s| s.decode(hints.range)).collect();
+        if !hints.labels_only {
+            // A series can overlap the range by its extent yet have no sample inside it.
+            out.retain(|s| !s.samples.is_empty());
+        }
+        Ok(out)
+    }
+
+    async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> strata_model::Result<Vec<String>> {
+        let Some(head) = &self.head else { return Ok(Vec::new()) };
+        let g = head.inner.read();
+        let ids = g.in_range(g.resolve(matchers), range);
+        let mut names = BTreeSet::new();
+        for (n, values) in &g.postings {
+            if values.values().any(|b| !b.is_disjoint(&ids)) {
+                names.insert(g.symbols.str(*n).to_string());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    async fn label_values(&self, name: &str, range: TimeRange, matchers: &[Matcher]) -> strata_model::Result<Vec<String>> {
+        let Some(head) = &self.head else { return Ok(Vec::new()) };
+        let g = head.inner.read();
+        let Some(values) = g.symbols.get(name).and_then(|n| g.postings.get(&n)) else { return Ok(Vec::new()) };
+        let ids = g.in_range(g.resolve(matchers), range);
+        let mut out: Vec<String> =
+            values.iter().filter(|(_, b)| !b.is_disjoint(&ids)).map(|(v, _)| g.symbols.str(*v).to_string()).collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_model::TenantId;
+
+    fn head_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Arc<Head> {
+        let head = Arc::new(Head::new(TenantId::new("t").unwrap()));
+        {
+            let mut g = head.inner.write();
+            for (labels, samples) in series {
+                let (id, _) = g.get_or_create(labels);
+                for &(t, v) in *samples {
+                    g.put(id, Sample::new(t, v), i64::MAX);
+                }
+            }
+        }
+        head
+    }
+
+    #[tokio::test]
+    async fn matchers_follow_prometheus_semantics() {
+        let head = head_with(&[
+            (&[("__name__", "up"), ("job", "a")], &[(1, 1.0)]),
+            (&[("__name__", "up"), ("job", "b")], &[(1, 2.0)]),
+            (&[("__name__", "up")], &[(1, 3.0)]),
+        ]);
+        let q = HeadQuerier::new(Some(head));
+        let sel = |ms: Vec<Matcher>| {
+            let q = q.clone();
+            async move {
+                q.select(&SelectHints::range(0, 10), &ms)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.labels.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        let name = || Matcher::equal("__name__", "up");
+        assert_eq!(sel(vec![name(), Matcher::equal("job", "a")]).await, vec![r#"up{job="a"}"#]);
+        // job="" selects series without the label.
+        assert_eq!(sel(vec![name(), Matcher::equal("job", "")]).await, vec!["up"]);
+        // != keeps series without the label.
+        assert_eq!(
+            sel(vec![name(), Matcher::new(MatchOp::NotEqual, "job", "a").unwrap()]).await,
+            vec!["up", r#"up{job="b"}"#]
+        );
+        assert_eq!(sel(vec![Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap()]).await.len(), 2);
+        assert_eq!(sel(vec![Matcher::new(MatchOp::RegexMatch, "job", ".+").unwrap()]).await.len(), 2);
+        assert_eq!(sel(vec![name(), Matcher::new(MatchOp::RegexNoMatch, "job", "a").unwrap()]).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn time_range_filters_samples_and_series() {
+        let head = head_with(&[
+            (&[("__name__", "x"), ("i", "1")], &[(10, 1.0), (20, 2.0), (30, 3.0)]),
+            (&[("__name__", "x"), ("i", "2")], &[(100, 1.0)]),
+        ]);
+        let q = HeadQuerier::new(Some(head));
+        let got = q.select(&SelectHints::range(15, 30), &[Matcher::equal("__name__", "x")]).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples, vec![Sample::new(20, 2.0), Sample::new(30, 3.0)]);
+        assert_eq!(q.label_values("i", TimeRange::new(50, 200), &[]).await.unwrap(), vec!["2"]);
+        assert_eq!(q.label_names(TimeRange::new(0, 5), &[]).await.unwrap(), Vec::<String>::new());
+        assert_eq!(q.label_names(TimeRange::all(), &[]).await.unwrap(), vec!["__name__", "i"]);
+    }
+
+    #[test]
+    fn merge_prefers_in_order_samples() {
+        let a = vec![Sample::new(1, 1.0), Sample::new(3, 3.0)];
+        let b = vec![Sample::new(2, 2.0), Sample::new(3, 9.0)];
+        assert_eq!(merge(a, b), vec![Sample::new(1, 1.0), Sample::new(2, 2.0), Sample::new(3, 3.0)]);
+    }
+}

@@ -1,0 +1,24 @@
+//! Strata's local durable ingest path: every accepted sample goes to the write-ahead
+//! log before it is acknowledged, and lives in a compressed in-memory head per tenant
+//! until it is cut into blocks.
+//!
+//! ```text
+//!                 ┌───────────────────── Tsdb ──────────────────────┐
+//!  remote write ─►│ head (per tenant): series, postings, XOR chunks │─► HeadQuerier ─► queries
+//!                 │        │ records (series, samples, metadata)     │
+//!                 │        ▼                                         │
+//!                 │ wal/: 00000001 00000002 …  (group-commit fsync)  │
+//!                 └──────────────────────────────────────────────────┘
+//!  restart: wal/ ──replay──► heads rebuilt exactly (torn tail cut off and logged)
+//! ```
+
+pub mod chunk;
+mod db;
+mod error;
+pub mod head;
+pub mod wal;
+
+pub use db::{IngestStats, Tsdb, TsdbOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
+pub use wal::{FsyncPolicy, MetadataEntry, WalOptions, WalStats};
