@@ -1,1 +1,270 @@
-//! Shared helpers for Strata's end-to-end tests.
+//! Shared helpers for Strata's end-to-end tests: an in-process [`Sandbox`] running the
+//! real router on a loopback port, a [`StrataProcess`] running the real binary, and
+//! protocol helpers (remote write 1.0/2.0 and remote read clients).
+//!
+//! ```text
+//!  test ──reqwest──► 127.0.0.1:<port 0> ──► strata_server::router ──► Tsdb (tempdir)
+//!  test ──spawn────► target/debug/strata serve ──► SIGKILL / restart (crash tests)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use strata_proto::Message;
+use strata_proto::prometheus as pb;
+use strata_server::{AppState, ServerConfig, router};
+use strata_tsdb::{Tsdb, TsdbOptions};
+
+/// The real server, in this process, on a loopback port chosen by the OS.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub client: reqwest::Client,
+}
+
+impl Sandbox {
+    pub async fn start() -> Sandbox {
+        Self::start_with(ServerConfig::default(), TsdbOptions::default(), None).await
+    }
+
+    /// Starts on `dir` (a fresh temporary directory when `None`).
+    pub async fn start_with(cfg: ServerConfig, opts: TsdbOptions, dir: Option<&Path>) -> Sandbox {
+        let tmp = if dir.is_none() { Some(tempfile::tempdir().expect("tempdir")) } else { None };
+        let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.as_ref().expect("tempdir").path().to_path_buf());
+        let state = AppState::new(cfg).expect("valid config");
+        let tsdb = Tsdb::open(&dir, opts).expect("open tsdb");
+        state.set_ready(Arc::new(tsdb));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Sandbox { addr, dir, _tmp: tmp, shutdown: Some(tx), task: Some(task), client: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits until its storage is closed.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Snappy block compression, as remote write bodies use.
+pub fn snappy(raw: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(raw).expect("snappy compress")
+}
+
+/// Sends a remote write 1.0 request; returns status and body.
+pub async fn write_v1(
+    client: &reqwest::Client,
+    base: &str,
+    req: &pb::WriteRequest,
+    tenant: Option<&str>,
+) -> Result<(u16, String)> {
+    post_write(client, base, snappy(&req.encode_to_vec()), "application/x-protobuf", tenant)
+        .await
+        .map(|(s, b, _)| (s, b))
+}
+
+/// Posts a raw body to `/api/v1/write` with Prometheus's headers.
+pub async fn post_write(
+    client: &reqwest::Client,
+    base: &str,
+    body: Vec<u8>,
+    content_type: &str,
+    tenant: Option<&str>,
+) -> Result<(u16, String, reqwest::header::HeaderMap)> {
+    let mut rb = client
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", content_type)
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body);
+    if let Some(t) = tenant {
+        rb = rb.header("X-Scope-OrgID", t);
+    }
+    let resp = rb.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    Ok((status, resp.text().await?, headers))
+}
+
+/// Reads samples back with remote read (`SAMPLES` response).
+pub async fn remote_read(
+    client: &reqwest::Client,
+    base: &str,
+    matchers: Vec<pb::LabelMatcher>,
+    start: i64,
+    end: i64,
+    tenant: Option<&str>,
+) -> Result<Vec<pb::TimeSeries>> {
+    let req = pb::ReadRequest {
+        queries: vec![pb::Query { start_timestamp_ms: start, end_timestamp_ms: end, matchers, hints: None }],
+        accepted_response_types: vec![pb::read_request::ResponseType::Samples as i32],
+    };
+    let mut rb = client
+        .post(format!("{base}/api/v1/read"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Read-Version", "0.1.0")
+        .body(snappy(&req.encode_to_vec()));
+    if let Some(t) = tenant {
+        rb = rb.header("X-Scope-OrgID", t);
+    }
+    let resp = rb.send().await?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        bail!("remote read: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    // A test reading the server's answer: the size is what we asked for.
+    #[allow(clippy::disallowed_methods)]
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).context("snappy")?;
+    let mut r = pb::ReadResponse::decode(&raw[..])?;
+    Ok(r.results.pop().map(|q| q.timeseries).unwrap_or_default())
+}
+
+/// A matcher for remote read.
+pub fn matcher(kind: pb::label_matcher::Type, name: &str, value: &str) -> pb::LabelMatcher {
+    pb::LabelMatcher { r#type: kind as i32, name: name.into(), value: value.into() }
+}
+
+/// `{__name__=~".+"}`: every series.
+pub fn all_series() -> Vec<pb::LabelMatcher> {
+    vec![matcher(pb::label_matcher::Type::Re, "__name__", ".+")]
+}
+
+/// A label list for remote write.
+pub fn labels(pairs: &[(&str, &str)]) -> Vec<pb::Label> {
+    pairs.iter().map(|(n, v)| pb::Label { name: n.to_string(), value: v.to_string() }).collect()
+}
+
+/// A series with samples for remote write 1.0.
+pub fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries {
+    pb::TimeSeries {
+        labels: labels(pairs),
+        samples: samples.iter().map(|&(t, v)| pb::Sample { value: v, timestamp: t }).collect(),
+        ..Default::default()
+    }
+}
+
+/// The `strata` binary built in this workspace's target directory, or `STRATA_BIN`.
+pub fn strata_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("STRATA_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    // target/<profile>/deps/<test binary> → target/<profile>/strata
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let bin = profile_dir.join("strata");
+    bin.exists().then_some(bin)
+}
+
+/// A free loopback port (bound and released; the caller binds it again soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The real binary as a child process.
+#[derive(Debug)]
+pub struct StrataProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl StrataProcess {
+    /// Starts `strata serve` on `data_dir` and waits until `/-/ready` answers 200.
+    pub async fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Result<StrataProcess> {
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn strata")?;
+        let mut p = StrataProcess { child, port };
+        p.wait_ready(Duration::from_secs(60)).await?;
+        Ok(p)
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("strata exited during start-up: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/-/ready", self.base())).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("strata not ready after {timeout:?}")
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for StrataProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -63,10 +63,7 @@ impl Labels {
 
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| (*l.name).cmp(name))
-            .ok()
-            .map(|i| &*self.0[i].value)
+        self.0.binary_search_by(|l| (*l.name).cmp(name)).ok().map(|i| &*self.0[i].value)
     }
 
     /// The metric name, if the set has one.

@@ -92,7 +92,9 @@ impl Matcher {
             return None;
         }
         let parts: Vec<&str> = self.value.split('|').collect();
-        let literal = |s: &str| s.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ' | ',' | '@' | '='));
+        let literal = |s: &str| {
+            s.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | ' ' | ',' | '@' | '='))
+        };
         parts.iter().all(|p| literal(p)).then_some(parts)
     }
 }

@@ -176,7 +176,16 @@ impl<'a> XorIter<'a> {
             return Err(ChunkError);
         }
         let total = u16::from_be_bytes([chunk[0], chunk[1]]);
-        Ok(XorIter { r: BitReader::new(&chunk[2..]), total, read: 0, t: 0, v: 0.0, t_delta: 0, leading: 0, trailing: 0 })
+        Ok(XorIter {
+            r: BitReader::new(&chunk[2..]),
+            total,
+            read: 0,
+            t: 0,
+            v: 0.0,
+            t_delta: 0,
+            leading: 0,
+            trailing: 0,
+        })
     }
 
     /// The number of samples the header declares.

@@ -90,7 +90,9 @@ impl Tsdb {
                             Some(&id) => {
                                 g.put(id, s.sample, i64::MIN);
                             }
-                            None => tracing::warn!(%tenant, series_ref = s.series_ref, "wal sample for unknown series skipped"),
+                            None => {
+                                tracing::warn!(%tenant, series_ref = s.series_ref, "wal sample for unknown series skipped")
+                            }
                         }
                     }
                 }
@@ -118,7 +120,11 @@ impl Tsdb {
         for head in heads {
             let g = head.inner.read();
             let mut payload = Vec::new();
-            record::encode_series(&mut payload, head.tenant().as_str(), (0..g.series.len() as u32).map(|id| (u64::from(id), g.label_strs(id))));
+            record::encode_series(
+                &mut payload,
+                head.tenant().as_str(),
+                (0..g.series.len() as u32).map(|id| (u64::from(id), g.label_strs(id))),
+            );
             let mut frames = Vec::new();
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             drop(g);
@@ -130,7 +136,12 @@ impl Tsdb {
     /// Appends samples and metadata for one tenant. Checks ordering per series, stores
     /// what passes in the head, and queues the WAL records; the caller must await the
     /// returned [`Commit`] before acknowledging anything.
-    pub fn append(&self, tenant: &TenantId, series: &[SeriesInput<'_>], metadata: &[MetadataEntry]) -> Result<(AppendOutcome, Commit)> {
+    pub fn append(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesInput<'_>],
+        metadata: &[MetadataEntry],
+    ) -> Result<(AppendOutcome, Commit)> {
         if self.wal_failed.load(Ordering::Relaxed) {
             return Err(Error::WalFailed);
         }
@@ -165,7 +176,11 @@ impl Tsdb {
         }
         let mut payload = Vec::new();
         if !new_series.is_empty() {
-            record::encode_series(&mut payload, tenant.as_str(), new_series.iter().map(|&id| (u64::from(id), g.label_strs(id))));
+            record::encode_series(
+                &mut payload,
+                tenant.as_str(),
+                new_series.iter().map(|&id| (u64::from(id), g.label_strs(id))),
+            );
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             nrec += 1;
         }
@@ -264,7 +279,9 @@ fn outcome_reject(o: &mut AppendOutcome, reason: crate::head::RejectReason, labe
 /// Waits for a commit from synchronous start-up code (no runtime needed: the WAL
 /// writer is a plain thread).
 fn futures_lite_block_on(c: Commit) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| Error::io("start runtime", Path::new("."), e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Error::io("start runtime", Path::new("."), e))?;
     rt.block_on(c.wait())
 }
 
@@ -281,7 +298,10 @@ mod tests {
 
     async fn all(db: &Tsdb, tenant: &TenantId) -> Vec<strata_model::Series> {
         db.querier(tenant)
-            .select(&SelectHints::range(i64::MIN, i64::MAX), &[Matcher::new(strata_model::MatchOp::RegexMatch, "__name__", ".+").unwrap()])
+            .select(
+                &SelectHints::range(i64::MIN, i64::MAX),
+                &[Matcher::new(strata_model::MatchOp::RegexMatch, "__name__", ".+").unwrap()],
+            )
             .await
             .unwrap()
     }
@@ -297,8 +317,12 @@ mod tests {
                 let labels = [("__name__", "m"), ("job", "j")];
                 let labels2 = [("__name__", "n"), ("x", "y")];
                 let stale_s = [Sample::new(round * 1000 + 999, stale)];
-                let series = [SeriesInput { labels: &labels, samples: &samples }, SeriesInput { labels: &labels2, samples: &stale_s }];
-                let meta = [MetadataEntry { family: "m".into(), kind: "gauge".into(), help: "h".into(), unit: "".into() }];
+                let series = [
+                    SeriesInput { labels: &labels, samples: &samples },
+                    SeriesInput { labels: &labels2, samples: &stale_s },
+                ];
+                let meta =
+                    [MetadataEntry { family: "m".into(), kind: "gauge".into(), help: "h".into(), unit: "".into() }];
                 let (o, c) = db.append(&t(), &series, &meta).unwrap();
                 c.wait().await.unwrap();
                 assert_eq!(o.accepted, 51);
@@ -324,7 +348,11 @@ mod tests {
         let late = [Sample::new(5, 1.0), Sample::new(10, 2.0), Sample::new(10, 1.0)];
         let fine = [Sample::new(1, 1.0)];
         let (o, c) = db
-            .append(&t(), &[SeriesInput { labels: &a, samples: &late }, SeriesInput { labels: &b, samples: &fine }], &[])
+            .append(
+                &t(),
+                &[SeriesInput { labels: &a, samples: &late }, SeriesInput { labels: &b, samples: &fine }],
+                &[],
+            )
             .unwrap();
         c.wait().await.unwrap();
         assert_eq!(o.accepted, 1);
@@ -341,7 +369,8 @@ mod tests {
         let a = [("__name__", "a")];
         {
             let db = Tsdb::open(dir.path(), opts.clone()).unwrap();
-            let (_, c) = db.append(&t(), &[SeriesInput { labels: &a, samples: &[Sample::new(1000, 1.0)] }], &[]).unwrap();
+            let (_, c) =
+                db.append(&t(), &[SeriesInput { labels: &a, samples: &[Sample::new(1000, 1.0)] }], &[]).unwrap();
             c.wait().await.unwrap();
             let late = [Sample::new(950, 2.0), Sample::new(800, 3.0)];
             let (o, c) = db.append(&t(), &[SeriesInput { labels: &a, samples: &late }], &[]).unwrap();
@@ -351,5 +380,25 @@ mod tests {
         let db = Tsdb::open(dir.path(), opts).unwrap();
         let got = all(&db, &t()).await;
         assert_eq!(got[0].samples, vec![Sample::new(950, 2.0), Sample::new(1000, 1.0)]);
+    }
+}
+
+#[cfg(test)]
+mod resend_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_append_with_nothing_new_still_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        let t = TenantId::new("t").unwrap();
+        let a = [("__name__", "a")];
+        let s = [Sample::new(1, 1.0)];
+        for _ in 0..2 {
+            let (_, c) = db.append(&t, &[SeriesInput { labels: &a, samples: &s }], &[]).unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), c.wait()).await.expect("commit resolves").unwrap();
+        }
+        let (_, c) = db.append(&t, &[], &[]).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), c.wait()).await.expect("commit resolves").unwrap();
     }
 }

@@ -114,10 +114,7 @@ pub struct HeadStats {
 
 impl Head {
     pub fn new(tenant: TenantId) -> Self {
-        Head {
-            tenant,
-            inner: RwLock::new(HeadInner { min_t: i64::MAX, max_t: i64::MIN, ..Default::default() }),
-        }
+        Head { tenant, inner: RwLock::new(HeadInner { min_t: i64::MAX, max_t: i64::MIN, ..Default::default() }) }
     }
 
     pub fn tenant(&self) -> &TenantId {

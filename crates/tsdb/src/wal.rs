@@ -130,6 +130,11 @@ impl Wal {
     /// written contiguously and in call order relative to other calls.
     pub(crate) fn append(&self, frames: Vec<u8>, records: u64) -> Commit {
         let (done, rx) = oneshot::channel();
+        if frames.is_empty() {
+            // Nothing to make durable (e.g. every sample was an exact re-send).
+            let _ = done.send(Ok(()));
+            return Commit(rx);
+        }
         if self.tx.send(Op::Append { frames, records, done }).is_err() {
             let (done, rx) = oneshot::channel();
             let _ = done.send(Err("wal writer stopped".into()));
@@ -221,6 +226,9 @@ fn writer_loop(mut w: SegmentWriter, rx: mpsc::Receiver<Op>, policy: FsyncPolicy
                 let _ = done.send(outcome.clone());
             }
             buf.clear();
+        }
+        for done in acks.drain(..) {
+            let _ = done.send(Ok(()));
         }
         if shutdown {
             break;

@@ -65,16 +65,38 @@ impl MemSeries {
         (self.last_t != i64::MIN).then_some((self.last_t, self.last_v))
     }
 
+    /// The stored in-order value at exactly `t`, if any (decodes one chunk).
+    fn stored_value(&self, t: i64) -> Option<f64> {
+        let find = |bytes: &[u8]| -> Option<f64> {
+            crate::chunk::XorIter::new(bytes).ok()?.map_while(Result::ok).find(|x| x.t == t).map(|x| x.v)
+        };
+        if !self.open.is_empty() && t >= self.open_min_t {
+            return find(self.open.bytes());
+        }
+        let i = self.closed.partition_point(|c| c.max_t < t);
+        self.closed.get(i).filter(|c| c.min_t <= t).and_then(|c| find(&c.data))
+    }
+
     /// Puts one sample. `ooo_floor` is the oldest timestamp the out-of-order window
     /// admits (`i64::MIN` during WAL replay, which must accept what was accepted).
     pub(crate) fn put(&mut self, s: Sample, ooo_floor: i64) -> Put {
         match self.last() {
             Some((lt, lv)) if s.t == lt => {
-                return if lv.to_bits() == s.v.to_bits() { Put::Duplicate } else { Put::Rejected(RejectReason::DuplicateTimestamp) };
+                return if lv.to_bits() == s.v.to_bits() {
+                    Put::Duplicate
+                } else {
+                    Put::Rejected(RejectReason::DuplicateTimestamp)
+                };
             }
             Some((lt, _)) if s.t < lt => {
                 if s.t < ooo_floor {
-                    return Put::Rejected(RejectReason::OutOfOrder);
+                    // A re-send of a sample already stored is not an error (senders
+                    // retry whole batches after a timeout); anything else is.
+                    return match self.stored_value(s.t) {
+                        Some(v) if v.to_bits() == s.v.to_bits() => Put::Duplicate,
+                        Some(_) => Put::Rejected(RejectReason::DuplicateTimestamp),
+                        None => Put::Rejected(RejectReason::OutOfOrder),
+                    };
                 }
                 return match self.ooo.binary_search_by_key(&s.t, |x| x.t) {
                     Ok(i) if self.ooo[i].v.to_bits() == s.v.to_bits() => Put::Duplicate,
@@ -181,6 +203,12 @@ mod tests {
         assert_eq!(s.put(Sample::new(10, 2.0), i64::MAX), Put::Rejected(RejectReason::DuplicateTimestamp));
         assert_eq!(s.put(Sample::new(5, 2.0), i64::MAX), Put::Rejected(RejectReason::OutOfOrder));
         assert_eq!(s.put(Sample::new(5, 2.0), 0), Put::Stored);
+        let mut r = series();
+        for t in [1, 2, 3] {
+            r.put(Sample::new(t, t as f64), i64::MAX);
+        }
+        assert_eq!(r.put(Sample::new(2, 2.0), i64::MAX), Put::Duplicate, "re-send of an older sample");
+        assert_eq!(r.put(Sample::new(2, 9.0), i64::MAX), Put::Rejected(RejectReason::DuplicateTimestamp));
         assert_eq!(s.put(Sample::new(5, 2.0), 0), Put::Duplicate);
         assert_eq!(s.put(Sample::new(5, 3.0), 0), Put::Rejected(RejectReason::DuplicateTimestamp));
     }

@@ -88,7 +88,10 @@ impl HeadInner {
     fn labels_of(&self, id: u32) -> Labels {
         let s = &self.series[id as usize];
         Labels::from_sorted_unchecked(
-            s.labels.iter().map(|&(n, v)| Label { name: self.symbols.str(n).clone(), value: self.symbols.str(v).clone() }).collect(),
+            s.labels
+                .iter()
+                .map(|&(n, v)| Label { name: self.symbols.str(n).clone(), value: self.symbols.str(v).clone() })
+                .collect(),
         )
     }
 
@@ -158,7 +161,8 @@ impl Querier for HeadQuerier {
         let snaps: Vec<Snapshot> = {
             let g = head.inner.read();
             let ids = g.in_range(g.resolve(matchers), hints.range);
-            let mut snaps: Vec<Snapshot> = ids.into_iter().map(|id| g.snapshot(id, hints.range, hints.labels_only)).collect();
+            let mut snaps: Vec<Snapshot> =
+                ids.into_iter().map(|id| g.snapshot(id, hints.range, hints.labels_only)).collect();
             drop(g);
             snaps.sort_by(|a, b| a.labels.cmp(&b.labels));
             if hints.limit > 0 {
@@ -187,7 +191,12 @@ impl Querier for HeadQuerier {
         Ok(names.into_iter().collect())
     }
 
-    async fn label_values(&self, name: &str, range: TimeRange, matchers: &[Matcher]) -> strata_model::Result<Vec<String>> {
+    async fn label_values(
+        &self,
+        name: &str,
+        range: TimeRange,
+        matchers: &[Matcher],
+    ) -> strata_model::Result<Vec<String>> {
         let Some(head) = &self.head else { return Ok(Vec::new()) };
         let g = head.inner.read();
         let Some(values) = g.symbols.get(name).and_then(|n| g.postings.get(&n)) else { return Ok(Vec::new()) };
@@ -204,7 +213,9 @@ mod tests {
     use super::*;
     use strata_model::TenantId;
 
-    fn head_with(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Arc<Head> {
+    type Fixture<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+    fn head_with(series: &[Fixture<'_>]) -> Arc<Head> {
         let head = Arc::new(Head::new(TenantId::new("t").unwrap()));
         {
             let mut g = head.inner.write();

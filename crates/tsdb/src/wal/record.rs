@@ -154,7 +154,12 @@ pub(crate) fn decode(typ: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             let n = d.count()?;
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
-                entries.push(MetadataEntry { family: d.string()?, kind: d.string()?, help: d.string()?, unit: d.string()? });
+                entries.push(MetadataEntry {
+                    family: d.string()?,
+                    kind: d.string()?,
+                    help: d.string()?,
+                    unit: d.string()?,
+                });
             }
             Record::Metadata { tenant, entries }
         }
@@ -270,7 +275,9 @@ mod tests {
     fn same(a: &Record, b: &Record) -> bool {
         match (a, b) {
             (Record::Samples { tenant: ta, samples: sa }, Record::Samples { tenant: tb, samples: sb }) => {
-                ta == tb && sa.len() == sb.len() && sa.iter().zip(sb).all(|(x, y)| x.series_ref == y.series_ref && x.sample == y.sample)
+                ta == tb
+                    && sa.len() == sb.len()
+                    && sa.iter().zip(sb).all(|(x, y)| x.series_ref == y.series_ref && x.sample == y.sample)
             }
             _ => a == b,
         }

@@ -34,10 +34,11 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         let entry = entry.map_err(|e| Error::io("list wal", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(n) = name.parse::<u64>() {
-                out.push((n, entry.path()));
-            }
+        if name.len() == 8
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = name.parse::<u64>()
+        {
+            out.push((n, entry.path()));
         }
     }
     out.sort();
@@ -55,9 +56,7 @@ pub(crate) struct ReplayOutcome {
 /// file is truncated to the end of the last good record.
 pub(crate) fn replay_segment(path: &Path, on_record: &mut impl FnMut(Record)) -> Result<ReplayOutcome> {
     let mut data = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(|e| Error::io("read wal segment", path, e))?;
+    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| Error::io("read wal segment", path, e))?;
     let mut pos = 0usize;
     let mut outcome = ReplayOutcome::default();
     while pos < data.len() {

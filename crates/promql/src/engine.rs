@@ -1,0 +1,447 @@
+//! The query entry points: parse, plan the selectors, fetch, evaluate.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::{self, Expr};
+use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, Series, TimeRange};
+
+use crate::error::{Error, Result};
+use crate::eval::{Evaluator, Steps, Val, at_ms, offset_ms, subquery_steps};
+use crate::value::{Annotations, InstantSample, QueryResult, QueryValue, RangeSeries};
+
+/// Prometheus refuses range queries with more points than this per series.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Engine settings, with Prometheus's defaults.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant vector selector looks for a sample (`--query.lookback-delta`).
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// Longest a query may run (`--query.timeout`).
+    pub timeout: Duration,
+    /// Step of subqueries written without one (`expr[5m:]`); Prometheus uses the
+    /// global evaluation interval.
+    pub default_subquery_step: Duration,
+    /// Prometheus 3's `promql-delayed-name-removal` feature: functions and
+    /// arithmetic only mark `__name__` for removal and it is dropped when the query
+    /// finishes, so `label_replace` can still read it. Off by default, as in
+    /// Prometheus; the conformance scripts run with it on.
+    pub delayed_name_removal: bool,
+    /// Prometheus's experimental `type-and-unit-labels` feature: `__type__` and
+    /// `__unit__` are dropped together with `__name__`.
+    pub type_and_unit_labels: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
+            delayed_name_removal: false,
+            type_and_unit_labels: false,
+        }
+    }
+}
+
+/// A PromQL engine. Cheap to share; holds only its options.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// One selector the evaluation needs, with the time range it reads.
+struct Need<'a> {
+    key: usize,
+    vs: &'a parser::VectorSelector,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `expr` at one instant (`/api/v1/query`).
+    pub async fn instant_query(&self, q: &dyn Querier, expr: &str, time_ms: i64) -> Result<QueryResult> {
+        let steps = Steps { start: time_ms, end: time_ms, step: 1, n: 1 };
+        self.run(q, expr, steps, true).await
+    }
+
+    /// Evaluates `expr` at every step in `[start, end]` (`/api/v1/query_range`). The
+    /// value is always a matrix.
+    pub async fn range_query(
+        &self,
+        q: &dyn Querier,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        let steps = range_steps(start_ms, end_ms, step_ms)?;
+        self.run(q, expr, steps, false).await
+    }
+
+    async fn run(&self, q: &dyn Querier, text: &str, steps: Steps, instant: bool) -> Result<QueryResult> {
+        self.prepare(q, text, steps, instant).await?.execute()
+    }
+
+    /// Parses `expr` and fetches everything it reads for an instant query, without
+    /// evaluating. [`PreparedQuery::execute`] then does the CPU-bound part, which a
+    /// server should run off its async workers (e.g. in `spawn_blocking`).
+    pub async fn prepare_instant(&self, q: &dyn Querier, expr: &str, time_ms: i64) -> Result<PreparedQuery> {
+        let steps = Steps { start: time_ms, end: time_ms, step: 1, n: 1 };
+        self.prepare(q, expr, steps, true).await
+    }
+
+    /// Like [`Engine::prepare_instant`] for a range query, with the same checks as
+    /// [`Engine::range_query`].
+    pub async fn prepare_range(
+        &self,
+        q: &dyn Querier,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<PreparedQuery> {
+        let steps = range_steps(start_ms, end_ms, step_ms)?;
+        self.prepare(q, expr, steps, false).await
+    }
+
+    async fn prepare(&self, q: &dyn Querier, text: &str, steps: Steps, instant: bool) -> Result<PreparedQuery> {
+        let started = Instant::now();
+        let deadline = started + self.opts.timeout;
+        // Boxed so that node addresses, which key the fetched data, stay put.
+        let mut expr = Box::new(parse(text)?);
+        crate::eval::add_default_info_selector(&mut expr);
+        if !instant {
+            match expr.value_type() {
+                parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
+                t => {
+                    return Err(Error::BadData(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        match t {
+                            parser::value::ValueType::Matrix => "range vector",
+                            _ => "string",
+                        }
+                    )));
+                }
+            }
+        }
+        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let sub_step = self.opts.default_subquery_step.as_millis() as i64;
+        let mut data: HashMap<usize, Vec<Series>> = HashMap::new();
+        {
+            let mut needs = Vec::new();
+            let pctx = PlanCtx { lookback, sub_step, query_start: steps.start, query_end: steps.end };
+            plan(&expr, steps, &pctx, &mut needs);
+            // Identical selections (same matchers and window) are fetched once, and
+            // all selects run concurrently.
+            let mut unique: Vec<&Need<'_>> = Vec::new();
+            let mut which: Vec<usize> = Vec::with_capacity(needs.len());
+            let mut seen: HashMap<(String, i64, i64), usize> = HashMap::new();
+            for need in &needs {
+                let id = (format!("{:?}{}", need.vs.name, need.vs.matchers), need.mint, need.maxt);
+                let u = *seen.entry(id).or_insert_with(|| {
+                    unique.push(need);
+                    unique.len() - 1
+                });
+                which.push(u);
+            }
+            let mut fetched = futures::future::try_join_all(unique.iter().map(|n| select(q, n))).await?;
+            if Instant::now() > deadline {
+                return Err(Error::Timeout);
+            }
+            let loaded: usize = which.iter().map(|&u| fetched[u].iter().map(|s| s.samples.len()).sum::<usize>()).sum();
+            if loaded > self.opts.max_samples {
+                return Err(Error::TooManySamples);
+            }
+            let mut users = vec![0usize; unique.len()];
+            for &u in &which {
+                users[u] += 1;
+            }
+            for (need, &u) in needs.iter().zip(&which) {
+                users[u] -= 1;
+                let series = if users[u] == 0 { std::mem::take(&mut fetched[u]) } else { fetched[u].clone() };
+                data.insert(need.key, series);
+            }
+        }
+        Ok(PreparedQuery {
+            expr,
+            data,
+            steps,
+            instant,
+            lookback,
+            sub_step,
+            deadline,
+            max_samples: self.opts.max_samples,
+            delayed_names: self.opts.delayed_name_removal,
+            type_unit: self.opts.type_and_unit_labels,
+        })
+    }
+}
+
+/// A parsed query with its data fetched, ready to evaluate without I/O.
+#[derive(Debug)]
+pub struct PreparedQuery {
+    expr: Box<Expr>,
+    data: HashMap<usize, Vec<Series>>,
+    steps: Steps,
+    instant: bool,
+    lookback: i64,
+    sub_step: i64,
+    deadline: Instant,
+    max_samples: usize,
+    delayed_names: bool,
+    type_unit: bool,
+}
+
+impl PreparedQuery {
+    /// Evaluates the query. CPU-bound and synchronous.
+    pub fn execute(self) -> Result<QueryResult> {
+        let mut ann = Annotations::default();
+        let steps = self.steps;
+        let value = {
+            let mut ev = Evaluator {
+                data: self.data,
+                lookback: self.lookback,
+                sub_step: self.sub_step,
+                query_start: steps.start,
+                query_end: steps.end,
+                ann: &mut ann,
+                deadline: self.deadline,
+                max_samples: self.max_samples,
+                delayed_names: self.delayed_names,
+                type_unit: self.type_unit,
+            };
+            let val = ev.eval(&self.expr, &steps)?;
+            let val = ev.finish(val)?;
+            to_query_value(val, &steps, &self.expr, self.instant)?
+        };
+        Ok(QueryResult { value, warnings: ann.warnings, infos: ann.infos })
+    }
+}
+
+/// Validates range-query parameters like Prometheus's API does.
+fn range_steps(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<Steps> {
+    if step_ms <= 0 {
+        return Err(Error::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if end_ms < start_ms {
+        return Err(Error::BadData("end timestamp must not be before start time".into()));
+    }
+    let span = end_ms.checked_sub(start_ms).ok_or_else(|| Error::BadData("query time range is too large".into()))?;
+    if span / step_ms > MAX_POINTS_PER_SERIES {
+        return Err(Error::TooManyPoints);
+    }
+    let n = (span / step_ms + 1) as usize;
+    Ok(Steps { start: start_ms, end: start_ms + (n as i64 - 1) * step_ms, step: step_ms, n })
+}
+
+/// Parses a series selector such as the `match[]` parameter of the series and
+/// label APIs into matcher sets, one per `or` branch, each including the metric
+/// name. Anything but a plain vector selector is [`Error::BadData`].
+pub fn parse_selector(text: &str) -> Result<Vec<Vec<Matcher>>> {
+    let expr = parse(text)?;
+    let Expr::VectorSelector(vs) = &expr else {
+        return Err(Error::BadData(format!("invalid selector {text:?}: expected a vector selector")));
+    };
+    matcher_sets(vs)
+}
+
+/// The matcher sets of a selector: one per `or` branch, each with the metric name.
+fn matcher_sets(vs: &parser::VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    let mut groups: Vec<Vec<&promql_parser::label::Matcher>> = Vec::new();
+    if vs.matchers.or_matchers.is_empty() {
+        groups.push(vs.matchers.matchers.iter().collect());
+    } else {
+        for g in &vs.matchers.or_matchers {
+            groups.push(g.iter().chain(vs.matchers.matchers.iter()).collect());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let mut ms = Vec::with_capacity(g.len() + 1);
+            if let Some(name) = &vs.name {
+                ms.push(Matcher::equal(strata_model::METRIC_NAME, name.clone()));
+            }
+            for m in g {
+                ms.push(to_matcher(m)?);
+            }
+            Ok(ms)
+        })
+        .collect()
+}
+
+/// Parses a query, mapping the parser's message to [`Error::Parse`].
+pub fn parse(text: &str) -> Result<Expr> {
+    parser::parse(text).map_err(Error::Parse)
+}
+
+struct PlanCtx {
+    lookback: i64,
+    sub_step: i64,
+    query_start: i64,
+    query_end: i64,
+}
+
+/// Walks the tree as evaluation will, recording what each selector reads.
+fn plan<'a>(e: &'a Expr, s: Steps, c: &PlanCtx, out: &mut Vec<Need<'a>>) {
+    let window = |vs: &parser::VectorSelector, range: i64| {
+        let off = offset_ms(&vs.offset);
+        let (lo, hi) = match &vs.at {
+            Some(at) => {
+                let t = at_ms(at, c.query_start, c.query_end);
+                (t, t)
+            }
+            None => (s.start, s.end),
+        };
+        (lo.saturating_sub(off).saturating_sub(range).saturating_add(1), hi.saturating_sub(off))
+    };
+    match e {
+        Expr::VectorSelector(vs) => {
+            let (mint, maxt) = window(vs, c.lookback);
+            out.push(Need { key: vs as *const _ as usize, vs, mint, maxt });
+        }
+        Expr::MatrixSelector(ms) => {
+            let (mint, maxt) = window(&ms.vs, ms.range.as_millis() as i64);
+            out.push(Need { key: &ms.vs as *const _ as usize, vs: &ms.vs, mint, maxt });
+        }
+        Expr::Subquery(sq) => {
+            let inner = subquery_steps(sq, &s, c.sub_step, c.query_start, c.query_end);
+            plan(&sq.expr, inner, c, out);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                plan(p, s, c, out);
+            }
+            plan(&a.expr, s, c, out);
+        }
+        Expr::Unary(u) => plan(&u.expr, s, c, out),
+        Expr::Binary(b) => {
+            plan(&b.lhs, s, c, out);
+            plan(&b.rhs, s, c, out);
+        }
+        Expr::Paren(p) => plan(&p.expr, s, c, out),
+        Expr::Call(call) => {
+            for a in &call.args.args {
+                plan(a, s, c, out);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Converts a parser matcher to the model's.
+fn to_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher> {
+    use promql_parser::label::MatchOp as P;
+    let op = match m.op {
+        P::Equal => MatchOp::Equal,
+        P::NotEqual => MatchOp::NotEqual,
+        P::Re(_) => MatchOp::RegexMatch,
+        P::NotRe(_) => MatchOp::RegexNoMatch,
+    };
+    Ok(Matcher::new(op, m.name.clone(), m.value.clone())?)
+}
+
+/// Fetches one selector's series; `{a="1" or b="2"}` becomes one select per branch,
+/// merged by label set.
+async fn select(q: &dyn Querier, need: &Need<'_>) -> Result<Vec<Series>> {
+    let hints = SelectHints { range: TimeRange::new(need.mint, need.maxt), labels_only: false, limit: 0 };
+    let groups = matcher_sets(need.vs)?;
+    let mut out: Vec<Series> = Vec::new();
+    for ms in &groups {
+        let got = q.select(&hints, ms).await?;
+        if groups.len() == 1 {
+            out = got;
+        } else {
+            out.extend(got);
+        }
+    }
+    if groups.len() > 1 {
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.dedup_by(|a, b| a.labels == b.labels);
+    }
+    for s in &mut out {
+        s.samples.retain(|x| x.t >= need.mint && x.t <= need.maxt);
+    }
+    Ok(out)
+}
+
+/// Whether the top of the tree fixes the output order (sort, topk, ...).
+fn ordered_result(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(p) => ordered_result(&p.expr),
+        Expr::Call(c) => matches!(c.func.name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"),
+        Expr::Aggregate(a) => {
+            use promql_parser::parser::token::{T_BOTTOMK, T_TOPK};
+            matches!(a.op.id(), T_TOPK | T_BOTTOMK)
+        }
+        _ => false,
+    }
+}
+
+fn to_query_value(val: Val, steps: &Steps, expr: &Expr, instant: bool) -> Result<QueryValue> {
+    let t = steps.start;
+    Ok(match val {
+        Val::Str(s) => QueryValue::String { t, s },
+        Val::Scalar(v) if instant => QueryValue::Scalar { t, v: v[0] },
+        Val::Scalar(v) => QueryValue::Matrix(vec![RangeSeries {
+            labels: Labels::empty(),
+            samples: v.iter().enumerate().map(|(i, &x)| strata_model::Sample::new(steps.ts(i), x)).collect(),
+        }]),
+        Val::Vector(vs) if instant => {
+            let mut out: Vec<InstantSample> =
+                vs.into_iter().filter_map(|s| s.vals[0].map(|v| InstantSample { labels: s.labels, t, v })).collect();
+            if !ordered_result(expr) {
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+            QueryValue::Vector(out)
+        }
+        Val::Vector(vs) => {
+            let mut out: Vec<RangeSeries> = vs
+                .into_iter()
+                .map(|s| RangeSeries {
+                    labels: s.labels,
+                    samples: s
+                        .vals
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| v.map(|v| strata_model::Sample::new(steps.ts(i), v)))
+                        .collect(),
+                })
+                .filter(|s| !s.samples.is_empty())
+                .collect();
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            QueryValue::Matrix(out)
+        }
+        Val::Range(r) => {
+            let mut out: Vec<RangeSeries> = r
+                .series
+                .iter()
+                .map(|s| {
+                    let (lo, hi) = r.window(&s.samples, r.eff_time(t));
+                    RangeSeries { labels: s.labels.clone(), samples: s.samples[lo..hi].to_vec() }
+                })
+                .filter(|s| !s.samples.is_empty())
+                .collect();
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            QueryValue::Matrix(out)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

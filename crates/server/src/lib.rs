@@ -1,0 +1,173 @@
+//! Strata's HTTP surface: Prometheus remote write and remote read, and the
+//! Prometheus HTTP API over the read side. [`router`] builds the whole service from
+//! an [`AppState`], so tests run it in-process without the CLI.
+//!
+//! ```text
+//!  POST /api/v1/write ──► write:  cap ─► snappy ─► decode v1|v2 ─► validate ─► Tsdb::append ─► WAL
+//!  POST /api/v1/read  ──► remote_read ─┐
+//!  /api/v1/series|labels|label/…/values ├──► AppState::querier(tenant) ─► impl Querier
+//!  /api/v1/metadata   ──► read ─────────┤
+//!  /api/v1/query[_range] ──► query: strata_promql::Engine (fetch async, evaluate on a blocking thread)
+//!  /metrics /-/healthy /-/ready ──► ops
+//!  every error ──► error::ApiError (one kind → status mapping, Prometheus JSON body)
+//! ```
+
+mod body;
+mod config;
+mod error;
+mod limiter;
+mod metrics;
+mod params;
+mod query;
+mod read;
+mod remote_read;
+mod write;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use strata_model::TenantId;
+use strata_tsdb::Tsdb;
+
+pub use config::ServerConfig;
+pub use error::{ApiError, ApiErrorKind};
+
+use error::ApiResult;
+use limiter::RateLimiter;
+use metrics::Metrics;
+
+/// The header carrying the tenant id, as in Mimir, Cortex and Thanos.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    tsdb: Arc<OnceLock<Arc<Tsdb>>>,
+    config: ServerConfig,
+    limiter: RateLimiter,
+    metrics: Metrics,
+    engine: strata_promql::EngineOptions,
+}
+
+impl AppState {
+    /// A state that is not ready yet: write and read requests get 503 until
+    /// [`AppState::set_ready`] hands over the replayed storage.
+    pub fn new(config: ServerConfig) -> Result<Self, ApiError> {
+        TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
+        let tsdb = Arc::new(OnceLock::new());
+        Ok(AppState(Arc::new(Inner {
+            limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
+            metrics: Metrics::new(tsdb.clone()),
+            engine: config.engine_options(),
+            tsdb,
+            config,
+        })))
+    }
+
+    /// Marks the server ready with storage whose WAL replay has finished.
+    pub fn set_ready(&self, tsdb: Arc<Tsdb>) {
+        let _ = self.0.tsdb.set(tsdb);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.tsdb.get().is_some_and(|t| !t.is_failed())
+    }
+
+    fn tsdb(&self) -> ApiResult<&Arc<Tsdb>> {
+        self.0
+            .tsdb
+            .get()
+            .ok_or_else(|| ApiError::new(ApiErrorKind::Unavailable, "starting up: replaying the write-ahead log"))
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    fn engine_options(&self) -> &strata_promql::EngineOptions {
+        &self.0.engine
+    }
+
+    fn limiter(&self) -> &RateLimiter {
+        &self.0.limiter
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The tenant of a request: `X-Scope-OrgID`, or the default tenant when absent.
+    fn tenant(&self, headers: &HeaderMap) -> ApiResult<TenantId> {
+        match headers.get(TENANT_HEADER) {
+            None => Ok(TenantId::new(&self.0.config.default_tenant)?),
+            Some(v) => {
+                let s = v.to_str().map_err(|_| ApiError::bad_data("X-Scope-OrgID is not valid text"))?;
+                Ok(TenantId::new(s)?)
+            }
+        }
+    }
+
+    /// The read side for one tenant.
+    fn querier(&self, tenant: &TenantId) -> ApiResult<Arc<dyn strata_model::Querier>> {
+        Ok(Arc::new(self.tsdb()?.querier(tenant)))
+    }
+}
+
+/// Builds the complete HTTP service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(write::handler))
+        .route("/api/v1/read", post(remote_read::handler))
+        .route("/api/v1/series", get(read::series).post(read::series))
+        .route("/api/v1/labels", get(read::labels).post(read::labels))
+        .route("/api/v1/label/{name}/values", get(read::label_values).post(read::label_values))
+        .route("/api/v1/metadata", get(read::metadata).post(read::metadata))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
+        .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
+        .route("/api/v1/status/buildinfo", get(query::buildinfo))
+        .route("/metrics", get(metrics_handler))
+        .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.is_ready() {
+        "Strata is Ready.\n".into_response()
+    } else if st.0.tsdb.get().is_some() {
+        (StatusCode::SERVICE_UNAVAILABLE, "write-ahead log failed; restart required\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "replaying the write-ahead log\n").into_response()
+    }
+}
+
+async fn metrics_handler(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.metrics().render()).into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(ApiErrorKind::NotFound, format!("no such endpoint: {}", uri.path()))
+}
+
+/// Records request latency per route and status.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let resp = next.run(req).await;
+    let labels = vec![("handler", path), ("code", resp.status().as_u16().to_string())];
+    st.metrics().request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    resp
+}

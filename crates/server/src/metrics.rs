@@ -1,0 +1,175 @@
+//! Strata's own metrics, served at `/metrics` in Prometheus text format. Names are
+//! the constants below; counters get `_total` appended on exposition.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use strata_tsdb::Tsdb;
+
+pub(crate) const SAMPLES_RECEIVED: &str = "strata_remote_write_samples_received";
+pub(crate) const SAMPLES_REJECTED: &str = "strata_remote_write_samples_rejected";
+pub(crate) const EXEMPLARS_DROPPED: &str = "strata_remote_write_exemplars_dropped";
+pub(crate) const HISTOGRAMS_REJECTED: &str = "strata_remote_write_histograms_rejected";
+pub(crate) const REQUESTS_REJECTED: &str = "strata_remote_write_requests_rejected";
+pub(crate) const REQUEST_DURATION: &str = "strata_http_request_duration_seconds";
+
+type L = Vec<(&'static str, String)>;
+
+/// A per-tenant head gauge: name, help, and how to read it from the stats.
+type HeadGauge = (&'static str, &'static str, fn(&strata_tsdb::HeadStats) -> u64);
+
+/// Metrics the HTTP layer updates, plus a collector that reads the ingest path's
+/// counters at scrape time.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) samples_received: Family<L, Counter>,
+    pub(crate) samples_rejected: Family<L, Counter>,
+    pub(crate) exemplars_dropped: Counter,
+    pub(crate) histograms_rejected: Counter,
+    pub(crate) requests_rejected: Family<L, Counter>,
+    pub(crate) request_duration: Family<L, Histogram, fn() -> Histogram>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub(crate) fn new(tsdb: Arc<OnceLock<Arc<Tsdb>>>) -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            samples_received: Family::default(),
+            samples_rejected: Family::default(),
+            exemplars_dropped: Counter::default(),
+            histograms_rejected: Counter::default(),
+            requests_rejected: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            SAMPLES_RECEIVED,
+            "Samples received by remote write, by protocol version",
+            m.samples_received.clone(),
+        );
+        registry.register(SAMPLES_REJECTED, "Samples refused by remote write, by reason", m.samples_rejected.clone());
+        registry.register(
+            EXEMPLARS_DROPPED,
+            "Exemplars received and dropped (Strata does not store exemplars)",
+            m.exemplars_dropped.clone(),
+        );
+        registry.register(
+            HISTOGRAMS_REJECTED,
+            "Native histogram samples refused (not supported yet)",
+            m.histograms_rejected.clone(),
+        );
+        registry.register(
+            REQUESTS_REJECTED,
+            "Whole remote write requests refused, by HTTP status",
+            m.requests_rejected.clone(),
+        );
+        registry.register(
+            REQUEST_DURATION,
+            "HTTP request latency by handler and status code",
+            m.request_duration.clone(),
+        );
+        registry.register_collector(Box::new(TsdbCollector { tsdb }));
+        Metrics { registry, ..m }
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Reads the WAL and head counters when scraped.
+#[derive(Debug)]
+struct TsdbCollector {
+    tsdb: Arc<OnceLock<Arc<Tsdb>>>,
+}
+
+fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl prometheus_client::collector::Collector for TsdbCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let Some(db) = self.tsdb.get() else { return Ok(()) };
+        let w = db.wal_stats();
+        counter(
+            &mut enc,
+            "strata_wal_bytes_written",
+            "Bytes written to the write-ahead log",
+            w.bytes_written.load(Ordering::Relaxed),
+        )?;
+        counter(&mut enc, "strata_wal_fsyncs", "fsync calls on the write-ahead log", w.fsyncs.load(Ordering::Relaxed))?;
+        counter(
+            &mut enc,
+            "strata_wal_records_written",
+            "Records written to the write-ahead log",
+            w.records_written.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_wal_write_failures",
+            "Failed write-ahead log writes",
+            w.write_failures.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_wal_torn_records_truncated",
+            "Torn or corrupt records cut off during replay",
+            w.torn_tails_truncated.load(Ordering::Relaxed),
+        )?;
+        let i = db.ingest_stats();
+        counter(
+            &mut enc,
+            "strata_head_samples_appended",
+            "Samples appended to the head",
+            i.samples_appended.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_head_duplicate_samples_ignored",
+            "Exact re-sends of stored samples, ignored",
+            i.duplicates_ignored.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_head_series_created",
+            "Series created in the head",
+            i.series_created.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_wal_replayed_records",
+            "Records replayed from the WAL at start-up",
+            i.replayed_records.load(Ordering::Relaxed),
+        )?;
+        let stats = db.head_stats();
+        let gauges: [HeadGauge; 4] = [
+            ("strata_head_series", "Series in the head", |s| s.series),
+            ("strata_head_samples", "Samples in the head", |s| s.samples),
+            ("strata_head_chunks", "Compressed chunks in the head", |s| s.chunks),
+            ("strata_head_chunk_bytes", "Bytes of compressed chunk data in the head", |s| s.chunk_bytes),
+        ];
+        for (name, help, get) in gauges {
+            let mut me = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (tenant, s) in &stats {
+                let labels = [("tenant", tenant.as_str())];
+                ConstGauge::new(get(s) as i64).encode(me.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

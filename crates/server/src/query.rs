@@ -1,0 +1,230 @@
+//! The PromQL query API: `query`, `query_range`, `query_exemplars`, `format_query`,
+//! `status/buildinfo`, in Prometheus's JSON shapes and error types. Fetching runs on
+//! the async workers; evaluation runs on a blocking thread.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
+use serde_json::{Value, json};
+use strata_model::Labels;
+use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, QueryResult, QueryValue, format_float};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::params::{Params, parse_duration};
+
+impl From<strata_promql::Error> for ApiError {
+    fn from(e: strata_promql::Error) -> Self {
+        use strata_promql::ErrorKind as K;
+        let kind = match e.kind() {
+            K::BadData => ApiErrorKind::BadData,
+            K::Execution => ApiErrorKind::Execution,
+            K::Timeout => ApiErrorKind::Timeout,
+            K::Storage => ApiErrorKind::Internal,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+/// A timestamp in seconds as Prometheus writes it: an integer when whole.
+fn ts(ms: i64) -> Value {
+    if ms % 1000 == 0 { json!(ms / 1000) } else { json!(ms as f64 / 1000.0) }
+}
+
+struct Points<'a>(&'a [strata_model::Sample]);
+
+impl Serialize for Points<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for p in self.0 {
+            seq.serialize_element(&(ts(p.t), format_float(p.v)))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct VectorItem<'a> {
+    metric: &'a Labels,
+    value: (Value, String),
+}
+
+#[derive(Serialize)]
+struct MatrixItem<'a> {
+    metric: &'a Labels,
+    values: Points<'a>,
+}
+
+/// `{"status":"success","data":{"resultType":..,"result":..},"warnings":..,"infos":..}`.
+fn answer(res: &QueryResult, limit: usize) -> Value {
+    let mut warnings = res.warnings.clone();
+    let mut truncated = |n: usize| {
+        if limit > 0 && n > limit {
+            warnings.push("results truncated due to limit".to_string());
+            limit
+        } else {
+            n
+        }
+    };
+    let result = match &res.value {
+        QueryValue::Vector(v) => {
+            let n = truncated(v.len());
+            json!(
+                v[..n]
+                    .iter()
+                    .map(|s| VectorItem { metric: &s.labels, value: (ts(s.t), format_float(s.v)) })
+                    .collect::<Vec<_>>()
+            )
+        }
+        QueryValue::Matrix(m) => {
+            let n = truncated(m.len());
+            json!(
+                m[..n].iter().map(|s| MatrixItem { metric: &s.labels, values: Points(&s.samples) }).collect::<Vec<_>>()
+            )
+        }
+        QueryValue::Scalar { t, v } => json!([ts(*t), format_float(*v)]),
+        QueryValue::String { t, s } => json!([ts(*t), s]),
+    };
+    let mut out = json!({"status": "success", "data": {"resultType": res.value.type_name(), "result": result}});
+    if !warnings.is_empty() {
+        out["warnings"] = json!(warnings);
+    }
+    if !res.infos.is_empty() {
+        out["infos"] = json!(res.infos);
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The engine for one request: the server's, with `timeout` and `lookback_delta`
+/// parameters applied (a request may shorten the timeout, never extend it).
+fn engine_for(st: &AppState, p: &Params) -> ApiResult<Engine> {
+    let mut opts: EngineOptions = st.engine_options().clone();
+    if let Some(t) = p.get("timeout") {
+        let d = parse_duration(t).map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+        opts.timeout = opts.timeout.min(Duration::from_millis(d as u64));
+    }
+    if let Some(l) = p.get("lookback_delta") {
+        let d =
+            parse_duration(l).map_err(|e| ApiError::bad_data(format!("invalid parameter \"lookback_delta\": {e}")))?;
+        if d > 0 {
+            opts.lookback_delta = Duration::from_millis(d as u64);
+        }
+    }
+    Ok(Engine::new(opts))
+}
+
+fn query_param(p: &Params) -> ApiResult<&str> {
+    p.get("query").ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query must not be empty"))
+}
+
+async fn execute(prepared: strata_promql::PreparedQuery) -> ApiResult<QueryResult> {
+    tokio::task::spawn_blocking(move || prepared.execute())
+        .await
+        .map_err(|e| ApiError::internal(format!("query evaluation panicked: {e}")))?
+        .map_err(ApiError::from)
+}
+
+pub(crate) async fn instant(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let p = Params::read(&method, &uri, &headers, body).await?;
+    let tenant = st.tenant(&headers)?;
+    let query = query_param(&p)?;
+    let time = p.time_or("time", now_ms())?;
+    let limit = p.limit()?;
+    let engine = engine_for(&st, &p)?;
+    let q = st.querier(&tenant)?;
+    let prepared = engine.prepare_instant(q.as_ref(), query, time).await?;
+    Ok(Json(answer(&execute(prepared).await?, limit)))
+}
+
+pub(crate) async fn range(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let p = Params::read(&method, &uri, &headers, body).await?;
+    let tenant = st.tenant(&headers)?;
+    let query = query_param(&p)?;
+    let start = p.get("start").ok_or_else(|| ApiError::bad_data("invalid parameter \"start\": missing"))?;
+    let end = p.get("end").ok_or_else(|| ApiError::bad_data("invalid parameter \"end\": missing"))?;
+    let start = crate::params::parse_time(start)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"start\": {e}")))?;
+    let end =
+        crate::params::parse_time(end).map_err(|e| ApiError::bad_data(format!("invalid parameter \"end\": {e}")))?;
+    if end < start {
+        return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+    }
+    let step = p.get("step").ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": missing"))?;
+    let step = parse_duration(step).map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let limit = p.limit()?;
+    let engine = engine_for(&st, &p)?;
+    let q = st.querier(&tenant)?;
+    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await?;
+    Ok(Json(answer(&execute(prepared).await?, limit)))
+}
+
+/// Exemplars are counted and dropped at ingest, so the answer is always empty; the
+/// query is still validated so a bad one gets the same error as from Prometheus.
+pub(crate) async fn exemplars(method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let p = Params::read(&method, &uri, &headers, body).await?;
+    strata_promql::parse(query_param(&p)?)?;
+    p.time_or("start", 0)?;
+    p.time_or("end", 0)?;
+    Ok(Json(json!({"status": "success", "data": []})))
+}
+
+pub(crate) async fn format_query(method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let p = Params::read(&method, &uri, &headers, body).await?;
+    let expr = strata_promql::parse(query_param(&p)?)?;
+    Ok(Json(json!({"status": "success", "data": expr.prettify()})))
+}
+
+pub(crate) async fn buildinfo() -> Json<Value> {
+    Json(json!({"status": "success", "data": {
+        "application": "Strata",
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("STRATA_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_like_prometheus() {
+        assert_eq!(ts(1_700_000_000_000).to_string(), "1700000000");
+        assert_eq!(ts(1_700_000_000_123).to_string(), "1700000000.123");
+        assert_eq!(ts(1_500).to_string(), "1.5");
+    }
+}

@@ -1,0 +1,303 @@
+//! `POST /api/v1/write`: Prometheus remote write 1.0 and 2.0.
+//!
+//! ```text
+//!  body ─cap─► snappy (declared size checked first) ─► zero-copy decode (v1 | v2)
+//!       ─► rate limit (429) ─► per-series validation ─► tsdb.append ─► WAL commit ─► 204
+//!  rejected series/samples never fail the rest of the request: they are counted and
+//!  named in a 400 answer, after everything valid was stored.
+//! ```
+
+mod decode;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use strata_model::Sample;
+use strata_proto::CONTENT_TYPE_V2;
+use strata_tsdb::{MetadataEntry, SeriesInput};
+
+use crate::AppState;
+use crate::body::{read_capped, snappy_decompress};
+use crate::error::{ApiError, ApiErrorKind, ApiResult};
+pub(crate) use decode::{DecodedWrite, decode_v1, decode_v2};
+use validate::{SeriesProblem, clean_labels};
+
+const HDR_SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+const HDR_HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
+const HDR_EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    V1,
+    V2,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V1 => "1.0",
+            Protocol::V2 => "2.0",
+        }
+    }
+}
+
+/// Picks the protocol from `Content-Type` as Prometheus's receiver does: no type or
+/// plain `application/x-protobuf` is 1.0; `proto=` names the message.
+fn protocol(headers: &HeaderMap) -> ApiResult<Protocol> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let unsupported = || {
+        ApiError::new(
+            ApiErrorKind::UnsupportedMediaType,
+            format!(
+                "unsupported content type {ct:?}: expected application/x-protobuf with proto=prometheus.WriteRequest or proto={}",
+                "io.prometheus.write.v2.Request"
+            ),
+        )
+    };
+    if ct.is_empty() {
+        return Ok(Protocol::V1);
+    }
+    let mut parts = ct.split(';').map(str::trim);
+    if !parts.next().is_some_and(|m| m.eq_ignore_ascii_case("application/x-protobuf")) {
+        return Err(unsupported());
+    }
+    let mut proto = Protocol::V1;
+    for p in parts {
+        if let Some(v) = p.strip_prefix("proto=") {
+            proto = match v.trim_matches('"') {
+                "prometheus.WriteRequest" => Protocol::V1,
+                "io.prometheus.write.v2.Request" => Protocol::V2,
+                _ => return Err(unsupported()),
+            };
+        }
+    }
+    debug_assert!(CONTENT_TYPE_V2.ends_with("io.prometheus.write.v2.Request"));
+    Ok(proto)
+}
+
+fn check_encoding(headers: &HeaderMap) -> ApiResult<()> {
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        None => Ok(()),
+        Some(e) if e.eq_ignore_ascii_case("snappy") => Ok(()),
+        Some(e) => Err(ApiError::new(
+            ApiErrorKind::UnsupportedMediaType,
+            format!("unsupported content encoding {e:?}: only snappy is accepted"),
+        )),
+    }
+}
+
+/// Per-reason rejection counts and the first example of each.
+#[derive(Debug, Default)]
+struct Rejections(BTreeMap<&'static str, (u64, String)>);
+
+impl Rejections {
+    fn add(&mut self, reason: &'static str, n: u64, example: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        self.0.entry(reason).or_insert_with(|| (0, example())).0 += n;
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().map(|(n, _)| n).sum()
+    }
+}
+
+/// What a request stored, for the answer and the 2.0 headers.
+#[derive(Debug, Default)]
+struct Written {
+    samples: u64,
+    received: u64,
+    rejections: Rejections,
+}
+
+pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let proto = protocol(&headers);
+    let is_v2 = matches!(proto, Ok(Protocol::V2));
+    let result = match proto {
+        Ok(p) => handle(&st, p, &headers, body).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(w) if w.rejections.total() == 0 => {
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            if is_v2 {
+                written_headers(resp.headers_mut(), w.samples);
+            }
+            resp
+        }
+        Ok(w) => {
+            let mut msg = format!("{} of {} samples rejected", w.rejections.total(), w.received);
+            for (reason, (n, example)) in &w.rejections.0 {
+                let _ = write!(msg, "; {reason}: {n} (first: {example})");
+            }
+            for (reason, (n, _)) in &w.rejections.0 {
+                st.metrics().samples_rejected.get_or_create(&vec![("reason", reason.to_string())]).inc_by(*n);
+            }
+            let mut resp = ApiError::bad_data(msg).into_response();
+            if is_v2 {
+                written_headers(resp.headers_mut(), w.samples);
+            }
+            resp
+        }
+        Err(e) => {
+            let status = e.status_and_type().0;
+            st.metrics().requests_rejected.get_or_create(&vec![("code", status.as_u16().to_string())]).inc();
+            let mut resp = e.into_response();
+            if is_v2 && status.is_client_error() {
+                written_headers(resp.headers_mut(), 0);
+            }
+            resp
+        }
+    }
+}
+
+fn written_headers(h: &mut HeaderMap, samples: u64) {
+    h.insert(HDR_SAMPLES_WRITTEN, HeaderValue::from(samples));
+    h.insert(HDR_HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
+    h.insert(HDR_EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
+}
+
+async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body) -> ApiResult<Written> {
+    let tsdb = st.tsdb()?.clone();
+    let tenant = st.tenant(headers)?;
+    check_encoding(headers)?;
+    let cfg = st.config();
+    let compressed = read_capped(headers, body, cfg.max_request_body_bytes).await?;
+    let raw = snappy_decompress(&compressed, cfg.max_decompressed_bytes)?;
+    let req = match proto {
+        Protocol::V1 => decode_v1(&raw),
+        Protocol::V2 => decode_v2(&raw),
+    }
+    .map_err(|e| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str())))?;
+
+    let received = req.samples.len() as u64;
+    st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
+    if !st.limiter().allow(&tenant, received + req.histograms) {
+        return Err(ApiError::new(
+            ApiErrorKind::RateLimited,
+            format!(
+                "ingestion rate limit ({} samples/s, burst {}) exceeded for tenant {tenant}",
+                cfg.ingestion_rate_samples_per_second, cfg.ingestion_burst_samples
+            ),
+        ));
+    }
+    st.metrics().exemplars_dropped.inc_by(req.exemplars);
+
+    let mut w = Written { received, ..Default::default() };
+    let (inputs_clean, spans) = validate_all(&req, cfg, &mut w.rejections);
+    let inputs: Vec<SeriesInput<'_>> = spans
+        .iter()
+        .map(|(l, s, _)| SeriesInput { labels: &inputs_clean[l.clone()], samples: &req.samples[s.clone()] })
+        .collect();
+    let metadata: Vec<MetadataEntry> = req
+        .metadata
+        .iter()
+        .filter(|m| strata_model::is_valid_metric_name(m.family))
+        .map(|m| MetadataEntry {
+            family: m.family.into(),
+            kind: m.kind.into(),
+            help: m.help.into(),
+            unit: m.unit.into(),
+        })
+        .collect();
+
+    if cfg.ingest_created_timestamps && proto == Protocol::V2 {
+        ingest_created_timestamps(&tsdb, &tenant, &req, &spans, &inputs_clean).await?;
+    }
+
+    let (outcome, commit) = tsdb.append(&tenant, &inputs, &metadata)?;
+    if let Err(e) = commit.wait().await {
+        tsdb.note_commit_failure();
+        return Err(e.into());
+    }
+    for (reason, (n, example)) in &outcome.rejected {
+        w.rejections.add(reason.as_str(), *n, || example.clone());
+    }
+    w.samples = outcome.accepted + outcome.duplicates_ignored;
+    Ok(w)
+}
+
+/// A valid series: its range in the cleaned labels, its samples, its created timestamp.
+type Span = (std::ops::Range<usize>, std::ops::Range<usize>, i64);
+
+/// Cleans every series' labels into one flat vector; series that fail validation
+/// (and native histograms) are counted as rejections.
+fn validate_all<'a>(
+    req: &DecodedWrite<'a>,
+    cfg: &crate::ServerConfig,
+    rej: &mut Rejections,
+) -> (Vec<(&'a str, &'a str)>, Vec<Span>) {
+    let mut clean = Vec::with_capacity(req.labels.len());
+    let mut spans = Vec::with_capacity(req.series.len());
+    for s in &req.series {
+        if s.histograms > 0 {
+            rej.add(SeriesProblem::NativeHistogram.as_str(), s.histograms, || {
+                "native histograms are not supported yet; float samples of the request were stored".to_string()
+            });
+        }
+        let start = clean.len();
+        match clean_labels(&req.labels[s.labels.clone()], cfg, &mut clean) {
+            Ok(()) => spans.push((start..clean.len(), s.samples.clone(), s.created_timestamp)),
+            Err((problem, example)) => rej.add(problem.as_str(), s.samples.len() as u64, || example),
+        }
+    }
+    (clean, spans)
+}
+
+/// Stores a zero sample at each series' created timestamp when that is older than
+/// its first sample. Refusals (the series already has newer data) are expected and
+/// not reported, as in Prometheus.
+async fn ingest_created_timestamps(
+    tsdb: &strata_tsdb::Tsdb,
+    tenant: &strata_model::TenantId,
+    req: &DecodedWrite<'_>,
+    spans: &[Span],
+    clean: &[(&str, &str)],
+) -> ApiResult<()> {
+    let wanted: Vec<(&Span, [Sample; 1])> = spans
+        .iter()
+        .filter(|sp| sp.2 > 0 && req.samples[sp.1.clone()].first().is_some_and(|x| sp.2 < x.t))
+        .map(|sp| (sp, [Sample::new(sp.2, 0.0)]))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let inputs: Vec<SeriesInput<'_>> =
+        wanted.iter().map(|(sp, z)| SeriesInput { labels: &clean[sp.0.clone()], samples: z }).collect();
+    let (_, commit) = tsdb.append(tenant, &inputs, &[])?;
+    if let Err(e) = commit.wait().await {
+        tsdb.note_commit_failure();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_type_selects_protocol() {
+        assert_eq!(protocol(&HeaderMap::new()).unwrap(), Protocol::V1);
+        assert_eq!(protocol(&h("application/x-protobuf")).unwrap(), Protocol::V1);
+        assert_eq!(protocol(&h("application/x-protobuf;proto=prometheus.WriteRequest")).unwrap(), Protocol::V1);
+        assert_eq!(protocol(&h(CONTENT_TYPE_V2)).unwrap(), Protocol::V2);
+        assert_eq!(protocol(&h("application/json")).unwrap_err().kind, ApiErrorKind::UnsupportedMediaType);
+        assert_eq!(
+            protocol(&h("application/x-protobuf;proto=foo.Bar")).unwrap_err().kind,
+            ApiErrorKind::UnsupportedMediaType
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The `strata` binary: command line, configuration, runtime, telemetry, shutdown.
+//!
+//! ```text
+//!  strata serve ─► Config (YAML + flags) ─► tracing ─► bind listener (healthy, not ready)
+//!               ─► Tsdb::open (WAL replay, off the I/O threads) ─► AppState::set_ready
+//!               ─► serve until SIGTERM/SIGINT ─► drain requests ─► WAL flushed and fsynced
+//! ```
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use strata_server::{AppState, router};
+use strata_tsdb::Tsdb;
+use tracing_subscriber::EnvFilter;
+
+use config::{Config, LogFormat};
+
+/// Long-term storage for Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive remote write, keep it durable, and answer queries.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// YAML configuration file (see configs/strata.example.yaml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for local state; overrides `data_dir` in the file.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address; overrides `listen` in the file.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let mut cfg = match &args.config {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                    Config::from_yaml(&text).with_context(|| format!("parsing config {}", path.display()))?
+                }
+                None => Config::default(),
+            };
+            if let Some(d) = args.data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(l) = args.listen {
+                cfg.listen = l;
+            }
+            init_tracing(&cfg)?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
+        }
+    }
+}
+
+fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&cfg.log.level)).context("log.level")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let state = AppState::new(cfg.server.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "listening");
+
+    let app = router(state.clone());
+    let server =
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
+
+    let data_dir = cfg.data_dir.clone();
+    let opts = cfg.wal.tsdb_options();
+    let started = std::time::Instant::now();
+    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&data_dir, opts))
+        .await?
+        .context("opening the write-ahead log")?;
+    let tsdb = Arc::new(tsdb);
+    let series: u64 = tsdb.head_stats().iter().map(|(_, s)| s.series).sum();
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, series, "wal replayed; ready");
+    state.set_ready(tsdb.clone());
+
+    server.await?.context("http server")?;
+    tracing::info!("shutting down: flushing the write-ahead log");
+    drop(state);
+    // The last handle closes the WAL writer, which fsyncs before exiting.
+    match Arc::try_unwrap(tsdb) {
+        Ok(db) => drop(db),
+        Err(db) => tracing::warn!(refs = Arc::strong_count(&db), "storage still referenced at shutdown"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        _ = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}

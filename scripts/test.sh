@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command: format, lints, every test, and the PromQL conformance
+# counts. Tests that need Prometheus or VictoriaMetrics skip with a printed reason
+# when those are absent; scripts/install-deps.sh installs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The crash and benchmark smoke tests run the real binary.
+cargo build --workspace --bins
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+# Per-file pass counts of Prometheus's own PromQL test corpus (../shared/promqltest).
+cargo test -p strata-promql --test promqltest -- --nocapture
