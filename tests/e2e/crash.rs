@@ -120,5 +120,6 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
     }
     assert_eq!(found, total_acked, "some acknowledged series are missing entirely");
     println!("crash test: {CYCLES} SIGKILL cycles, {total_acked} acknowledged samples all present");
-    proc.terminate().unwrap();
+    let status = proc.terminate().unwrap();
+    assert!(status.success(), "SIGTERM must shut down cleanly, got {status}");
 }

@@ -37,6 +37,8 @@ use strata_tsdb::Tsdb;
 
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiErrorKind};
+/// The zero-copy remote write 1.0/2.0 decoders (public for benchmarks and tools).
+pub use write::decode as remote_write_decode;
 
 use error::ApiResult;
 use limiter::RateLimiter;
@@ -170,4 +172,27 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     let labels = vec![("handler", path), ("code", resp.status().as_u16().to_string())];
     st.metrics().request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn not_ready_until_replay_finished() {
+        let state = AppState::new(ServerConfig::default()).unwrap();
+        let app = router(state.clone());
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(get("/-/healthy")).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(app.clone().oneshot(get("/-/ready")).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+        let write = Request::post("/api/v1/write").body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(write).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+        let dir = tempfile::tempdir().unwrap();
+        state.set_ready(Arc::new(Tsdb::open(dir.path(), Default::default()).unwrap()));
+        assert_eq!(app.oneshot(get("/-/ready")).await.unwrap().status(), StatusCode::OK);
+    }
 }

@@ -7,7 +7,7 @@
 //!  named in a 400 answer, after everything valid was stored.
 //! ```
 
-mod decode;
+pub mod decode;
 mod validate;
 
 use std::collections::BTreeMap;

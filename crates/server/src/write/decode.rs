@@ -12,7 +12,7 @@ use strata_model::Sample;
 /// A decoded request, borrowing from the decompressed body. Series labels and
 /// samples live in flat vectors; each series names its ranges in them.
 #[derive(Debug, Default)]
-pub(crate) struct DecodedWrite<'a> {
+pub struct DecodedWrite<'a> {
     pub(crate) labels: Vec<(&'a str, &'a str)>,
     pub(crate) samples: Vec<Sample>,
     pub(crate) series: Vec<SeriesSpan>,
@@ -41,7 +41,7 @@ pub(crate) struct MetadataIn<'a> {
 
 /// A malformed request body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("truncated protobuf message")]
     Truncated,
     #[error("invalid protobuf wire type {0}")]
@@ -59,6 +59,18 @@ pub(crate) enum DecodeError {
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
+
+impl DecodedWrite<'_> {
+    /// Number of series in the request.
+    pub fn series_len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Number of float samples in the request.
+    pub fn samples_len(&self) -> usize {
+        self.samples.len()
+    }
+}
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -164,7 +176,7 @@ fn sample(buf: &[u8]) -> Result<Sample> {
 }
 
 /// Decodes a remote write 1.0 `prometheus.WriteRequest`.
-pub(crate) fn decode_v1(buf: &[u8]) -> Result<DecodedWrite<'_>> {
+pub fn decode_v1(buf: &[u8]) -> Result<DecodedWrite<'_>> {
     let mut out = DecodedWrite::default();
     let mut r = Reader::new(buf);
     while !r.is_empty() {
@@ -278,7 +290,7 @@ fn metadata_v1(buf: &[u8]) -> Result<MetadataIn<'_>> {
 
 /// Decodes a remote write 2.0 `io.prometheus.write.v2.Request`. Symbols are read
 /// first, wherever they sit in the message, so references resolve in one pass.
-pub(crate) fn decode_v2(buf: &[u8]) -> Result<DecodedWrite<'_>> {
+pub fn decode_v2(buf: &[u8]) -> Result<DecodedWrite<'_>> {
     let mut symbols: Vec<&str> = Vec::new();
     let mut r = Reader::new(buf);
     while !r.is_empty() {
