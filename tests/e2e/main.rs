@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod differential;
 mod prometheus;
 mod query_api;
 mod read_api;

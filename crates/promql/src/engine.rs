@@ -74,7 +74,7 @@ impl Engine {
     /// Evaluates `expr` at one instant (`/api/v1/query`).
     pub async fn instant_query(&self, q: &dyn Querier, expr: &str, time_ms: i64) -> Result<QueryResult> {
         let steps = Steps { start: time_ms, end: time_ms, step: 1, n: 1 };
-        self.run(q, expr, steps, true).await
+        self.prepare(q, expr, steps, true, time_ms).await?.execute()
     }
 
     /// Evaluates `expr` at every step in `[start, end]` (`/api/v1/query_range`). The
@@ -88,11 +88,7 @@ impl Engine {
         step_ms: i64,
     ) -> Result<QueryResult> {
         let steps = range_steps(start_ms, end_ms, step_ms)?;
-        self.run(q, expr, steps, false).await
-    }
-
-    async fn run(&self, q: &dyn Querier, text: &str, steps: Steps, instant: bool) -> Result<QueryResult> {
-        self.prepare(q, text, steps, instant).await?.execute()
+        self.prepare(q, expr, steps, false, end_ms).await?.execute()
     }
 
     /// Parses `expr` and fetches everything it reads for an instant query, without
@@ -100,7 +96,7 @@ impl Engine {
     /// server should run off its async workers (e.g. in `spawn_blocking`).
     pub async fn prepare_instant(&self, q: &dyn Querier, expr: &str, time_ms: i64) -> Result<PreparedQuery> {
         let steps = Steps { start: time_ms, end: time_ms, step: 1, n: 1 };
-        self.prepare(q, expr, steps, true).await
+        self.prepare(q, expr, steps, true, time_ms).await
     }
 
     /// Like [`Engine::prepare_instant`] for a range query, with the same checks as
@@ -114,10 +110,19 @@ impl Engine {
         step_ms: i64,
     ) -> Result<PreparedQuery> {
         let steps = range_steps(start_ms, end_ms, step_ms)?;
-        self.prepare(q, expr, steps, false).await
+        self.prepare(q, expr, steps, false, end_ms).await
     }
 
-    async fn prepare(&self, q: &dyn Querier, text: &str, steps: Steps, instant: bool) -> Result<PreparedQuery> {
+    /// `query_end` is the request's `end` (what `@ end()` means), which can lie after
+    /// the last step when the range is not a multiple of the step.
+    async fn prepare(
+        &self,
+        q: &dyn Querier,
+        text: &str,
+        steps: Steps,
+        instant: bool,
+        query_end: i64,
+    ) -> Result<PreparedQuery> {
         let started = Instant::now();
         let deadline = started + self.opts.timeout;
         // Boxed so that node addresses, which key the fetched data, stay put.
@@ -142,7 +147,7 @@ impl Engine {
         let mut data: HashMap<usize, Vec<Series>> = HashMap::new();
         {
             let mut needs = Vec::new();
-            let pctx = PlanCtx { lookback, sub_step, query_start: steps.start, query_end: steps.end };
+            let pctx = PlanCtx { lookback, sub_step, query_start: steps.start, query_end };
             plan(&expr, steps, &pctx, &mut needs);
             // Identical selections (same matchers and window) are fetched once, and
             // all selects run concurrently.
@@ -179,6 +184,7 @@ impl Engine {
             expr,
             data,
             steps,
+            query_end,
             instant,
             lookback,
             sub_step,
@@ -196,6 +202,8 @@ pub struct PreparedQuery {
     expr: Box<Expr>,
     data: HashMap<usize, Vec<Series>>,
     steps: Steps,
+    /// The request's end time, what `@ end()` refers to.
+    query_end: i64,
     instant: bool,
     lookback: i64,
     sub_step: i64,
@@ -216,7 +224,7 @@ impl PreparedQuery {
                 lookback: self.lookback,
                 sub_step: self.sub_step,
                 query_start: steps.start,
-                query_end: steps.end,
+                query_end: self.query_end,
                 ann: &mut ann,
                 deadline: self.deadline,
                 max_samples: self.max_samples,

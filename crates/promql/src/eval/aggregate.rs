@@ -211,7 +211,7 @@ impl Evaluator<'_> {
         for step in 0..n {
             let param = p[step];
             if param.is_nan() {
-                return Err(Error::BadData(if op == T_LIMIT_RATIO {
+                return Err(Error::Execution(if op == T_LIMIT_RATIO {
                     "Ratio value is NaN".into()
                 } else {
                     "Parameter value is NaN".into()

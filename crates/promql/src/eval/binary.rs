@@ -112,7 +112,8 @@ impl Evaluator<'_> {
 fn vector_scalar(op: TokenId, return_bool: bool, mut v: Vec<VSeries>, sc: &[f64], scalar_left: bool) -> Vec<VSeries> {
     let cmp = is_comparison(op);
     for x in &mut v {
-        if !cmp || return_bool {
+        // Prometheus keeps the metric name for atan2, as in the vector-vector case.
+        if (!cmp || return_bool) && op != T_ATAN2 {
             x.drop_name = true;
         }
         for (slot, &c) in x.vals.iter_mut().zip(sc) {

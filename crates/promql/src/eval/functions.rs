@@ -150,16 +150,10 @@ impl Evaluator<'_> {
                         *y = match name {
                             "clamp" => {
                                 let (lo, hi) = (a[i], b[i]);
-                                if hi < lo {
-                                    None
-                                } else if lo.is_nan() || hi.is_nan() {
-                                    Some(f64::NAN)
-                                } else {
-                                    Some(val.max(lo).min(hi))
-                                }
+                                if hi < lo { None } else { Some(go_min(go_max(*val, lo), hi)) }
                             }
-                            "clamp_min" => Some(if a[i].is_nan() { f64::NAN } else { val.max(a[i]) }),
-                            _ => Some(if a[i].is_nan() { f64::NAN } else { val.min(a[i]) }),
+                            "clamp_min" => Some(go_max(*val, a[i])),
+                            _ => Some(go_min(*val, a[i])),
                         };
                     }
                 }
@@ -291,7 +285,7 @@ impl Evaluator<'_> {
             return Err(Error::BadData("label_replace needs four string arguments".into()));
         };
         let regex = regex::Regex::new(&format!("^(?s:{re})$"))
-            .map_err(|e| Error::BadData(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
+            .map_err(|e| Error::Execution(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
         if !strata_model::is_valid_label_name(dst) {
             return Err(Error::BadData(format!("invalid destination label name in label_replace(): {dst}")));
         }
@@ -531,4 +525,14 @@ mod tests {
         assert_eq!(natural_cmp("a2", "a10"), std::cmp::Ordering::Less);
         assert_eq!(natural_cmp("b", "a10"), std::cmp::Ordering::Greater);
     }
+}
+
+/// Go's `math.Max`: NaN if either argument is NaN (Rust's `f64::max` ignores NaN).
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// Go's `math.Min`: NaN if either argument is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }

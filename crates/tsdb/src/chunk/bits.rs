@@ -77,21 +77,27 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
-    pub(crate) fn read_bits(&mut self, mut n: u8) -> Option<u64> {
+    /// Reads `n` bits (0..=64) as the low bits of the result. Loads up to eight bytes
+    /// at once: for `n <= 56` one big-endian word holds every wanted bit.
+    pub(crate) fn read_bits(&mut self, n: u8) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
         if self.pos + n as usize > self.buf.len() * 8 {
             return None;
         }
-        let mut v = 0u64;
-        while n > 0 {
-            let byte = self.buf[self.pos / 8];
-            let avail = 8 - (self.pos % 8) as u8;
-            let take = n.min(avail);
-            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(bits);
-            self.pos += take as usize;
-            n -= take;
+        if n > 56 {
+            let hi = self.read_bits(n - 32)?;
+            let lo = self.read_bits(32)?;
+            return Some((hi << 32) | lo);
         }
-        Some(v)
+        let byte = self.pos / 8;
+        let avail = (self.buf.len() - byte).min(8);
+        let mut word = [0u8; 8];
+        word[..avail].copy_from_slice(&self.buf[byte..byte + avail]);
+        let w = u64::from_be_bytes(word) << (self.pos % 8);
+        self.pos += n as usize;
+        Some(w >> (64 - n))
     }
 
     fn read_byte(&mut self) -> Option<u8> {

@@ -110,7 +110,15 @@ impl HeadInner {
 
 impl Snapshot {
     fn decode(self, range: TimeRange) -> Series {
-        let mut samples = Vec::new();
+        let declared: usize = self
+            .chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(self.open.as_deref())
+            .filter_map(|c| XorIter::new(c).ok())
+            .map(|it| usize::from(it.declared_len()))
+            .sum();
+        let mut samples = Vec::with_capacity(declared);
         for c in self.chunks.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
             if let Ok(it) = XorIter::new(c) {
                 // Chunks are written by this process; a decode error cannot happen
@@ -123,6 +131,38 @@ impl Snapshot {
         }
         Series { labels: self.labels, samples }
     }
+}
+
+/// Below this many chunks a selection is decoded inline; above, off the async
+/// workers and split across the machine's cores.
+const PARALLEL_DECODE_CHUNKS: usize = 256;
+
+/// Decodes snapshots into series, keeping their order. Large selections run on
+/// blocking threads (decoding is CPU work that must not stall the async workers),
+/// one part per core.
+async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> Vec<Series> {
+    let chunks: usize = snaps.iter().map(|s| s.chunks.len() + usize::from(s.open.is_some())).sum();
+    if chunks < PARALLEL_DECODE_CHUNKS || tokio::runtime::Handle::try_current().is_err() {
+        return snaps.into_iter().map(|s| s.decode(range)).collect();
+    }
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per = snaps.len().div_ceil(parts).max(1);
+    let mut snaps = snaps;
+    let mut tasks = Vec::new();
+    while !snaps.is_empty() {
+        let rest = snaps.split_off(per.min(snaps.len()));
+        let part = std::mem::replace(&mut snaps, rest);
+        tasks.push(tokio::task::spawn_blocking(move || part.into_iter().map(|s| s.decode(range)).collect::<Vec<_>>()));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(part) => out.extend(part),
+            // A panic while decoding is a bug; surface it where it happened.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out
 }
 
 /// Merges two time-sorted runs; on equal timestamps the first run wins.
@@ -170,7 +210,7 @@ impl Querier for HeadQuerier {
             }
             snaps
         };
-        let mut out: Vec<Series> = snaps.into_iter().map(|s| s.decode(hints.range)).collect();
+        let mut out = decode_all_parallel(snaps, hints.range).await;
         if !hints.labels_only {
             // A series can overlap the range by its extent yet have no sample inside it.
             out.retain(|s| !s.samples.is_empty());
