@@ -456,6 +456,16 @@ pub(crate) fn date_part(name: &str, secs: f64) -> f64 {
     }
 }
 
+/// Go's `math.Max`: NaN if either argument is NaN (Rust's `f64::max` ignores NaN).
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// Go's `math.Min`: NaN if either argument is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,14 +535,4 @@ mod tests {
         assert_eq!(natural_cmp("a2", "a10"), std::cmp::Ordering::Less);
         assert_eq!(natural_cmp("b", "a10"), std::cmp::Ordering::Greater);
     }
-}
-
-/// Go's `math.Max`: NaN if either argument is NaN (Rust's `f64::max` ignores NaN).
-fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
-}
-
-/// Go's `math.Min`: NaN if either argument is NaN.
-fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
