@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
 use strata_model::Labels;
-use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, QueryResult, QueryValue, format_float};
+use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, QueryResult, QueryValue};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
@@ -32,8 +32,39 @@ impl From<strata_promql::Error> for ApiError {
 }
 
 /// A timestamp in seconds as Prometheus writes it: an integer when whole.
-fn ts(ms: i64) -> Value {
-    if ms % 1000 == 0 { json!(ms / 1000) } else { json!(ms as f64 / 1000.0) }
+#[derive(Clone, Copy)]
+struct Ts(i64);
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 1000 == 0 { s.serialize_i64(self.0 / 1000) } else { s.serialize_f64(self.0 as f64 / 1000.0) }
+    }
+}
+
+/// A sample value as Prometheus writes it: a string such as `"1.5"`, `"NaN"`, `"+Inf"`,
+/// written without an intermediate allocation.
+#[derive(Clone, Copy)]
+struct Val(f64);
+
+impl std::fmt::Display for Val {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v == f64::INFINITY {
+            f.write_str("+Inf")
+        } else if v == f64::NEG_INFINITY {
+            f.write_str("-Inf")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+impl Serialize for Val {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 struct Points<'a>(&'a [strata_model::Sample]);
@@ -42,7 +73,7 @@ impl Serialize for Points<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for p in self.0 {
-            seq.serialize_element(&(ts(p.t), format_float(p.v)))?;
+            seq.serialize_element(&(Ts(p.t), Val(p.v)))?;
         }
         seq.end()
     }
@@ -51,7 +82,7 @@ impl Serialize for Points<'_> {
 #[derive(Serialize)]
 struct VectorItem<'a> {
     metric: &'a Labels,
-    value: (Value, String),
+    value: (Ts, Val),
 }
 
 #[derive(Serialize)]
@@ -60,44 +91,68 @@ struct MatrixItem<'a> {
     values: Points<'a>,
 }
 
-/// `{"status":"success","data":{"resultType":..,"result":..},"warnings":..,"infos":..}`.
-fn answer(res: &QueryResult, limit: usize) -> Value {
-    let mut warnings = res.warnings.clone();
-    let mut truncated = |n: usize| {
-        if limit > 0 && n > limit {
+/// The `result` member, streamed straight from the engine's value.
+struct ResultBody<'a>(&'a QueryValue, usize);
+
+impl Serialize for ResultBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            QueryValue::Vector(v) => s.collect_seq(
+                v[..self.1.min(v.len())].iter().map(|x| VectorItem { metric: &x.labels, value: (Ts(x.t), Val(x.v)) }),
+            ),
+            QueryValue::Matrix(m) => s.collect_seq(
+                m[..self.1.min(m.len())].iter().map(|x| MatrixItem { metric: &x.labels, values: Points(&x.samples) }),
+            ),
+            QueryValue::Scalar { t, v } => (Ts(*t), Val(*v)).serialize(s),
+            QueryValue::String { t, s: text } => (Ts(*t), text).serialize(s),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Data<'a> {
+    #[serde(rename = "resultType")]
+    result_type: &'static str,
+    result: ResultBody<'a>,
+}
+
+#[derive(Serialize)]
+struct AnswerBody<'a> {
+    status: &'static str,
+    data: Data<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    infos: &'a [String],
+}
+
+/// `{"status":"success","data":{"resultType":..,"result":..},"warnings":..,"infos":..}`,
+/// with at most `limit` series (0: all) and a warning when truncated.
+pub(crate) struct Answer {
+    res: QueryResult,
+    limit: usize,
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = match &self.res.value {
+            QueryValue::Vector(v) => v.len(),
+            QueryValue::Matrix(m) => m.len(),
+            _ => 0,
+        };
+        let keep = if self.limit > 0 && len > self.limit { self.limit } else { usize::MAX };
+        let mut warnings = self.res.warnings.clone();
+        if keep < len {
             warnings.push("results truncated due to limit".to_string());
-            limit
-        } else {
-            n
         }
-    };
-    let result = match &res.value {
-        QueryValue::Vector(v) => {
-            let n = truncated(v.len());
-            json!(
-                v[..n]
-                    .iter()
-                    .map(|s| VectorItem { metric: &s.labels, value: (ts(s.t), format_float(s.v)) })
-                    .collect::<Vec<_>>()
-            )
+        AnswerBody {
+            status: "success",
+            data: Data { result_type: self.res.value.type_name(), result: ResultBody(&self.res.value, keep) },
+            warnings,
+            infos: &self.res.infos,
         }
-        QueryValue::Matrix(m) => {
-            let n = truncated(m.len());
-            json!(
-                m[..n].iter().map(|s| MatrixItem { metric: &s.labels, values: Points(&s.samples) }).collect::<Vec<_>>()
-            )
-        }
-        QueryValue::Scalar { t, v } => json!([ts(*t), format_float(*v)]),
-        QueryValue::String { t, s } => json!([ts(*t), s]),
-    };
-    let mut out = json!({"status": "success", "data": {"resultType": res.value.type_name(), "result": result}});
-    if !warnings.is_empty() {
-        out["warnings"] = json!(warnings);
+        .serialize(s)
     }
-    if !res.infos.is_empty() {
-        out["infos"] = json!(res.infos);
-    }
-    out
 }
 
 fn now_ms() -> i64 {
@@ -139,7 +194,7 @@ pub(crate) async fn instant(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let p = Params::read(&method, &uri, &headers, body).await?;
     let tenant = st.tenant(&headers)?;
     let query = query_param(&p)?;
@@ -148,7 +203,7 @@ pub(crate) async fn instant(
     let engine = engine_for(&st, &p)?;
     let q = st.querier(&tenant)?;
     let prepared = engine.prepare_instant(q.as_ref(), query, time).await?;
-    Ok(Json(answer(&execute(prepared).await?, limit)))
+    Ok(Json(Answer { res: execute(prepared).await?, limit }))
 }
 
 pub(crate) async fn range(
@@ -157,7 +212,7 @@ pub(crate) async fn range(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Answer>> {
     let p = Params::read(&method, &uri, &headers, body).await?;
     let tenant = st.tenant(&headers)?;
     let query = query_param(&p)?;
@@ -186,7 +241,7 @@ pub(crate) async fn range(
     let engine = engine_for(&st, &p)?;
     let q = st.querier(&tenant)?;
     let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await?;
-    Ok(Json(answer(&execute(prepared).await?, limit)))
+    Ok(Json(Answer { res: execute(prepared).await?, limit }))
 }
 
 /// Exemplars are counted and dropped at ingest, so the answer is always empty; the
@@ -222,9 +277,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_print_like_prometheus() {
-        assert_eq!(ts(1_700_000_000_000).to_string(), "1700000000");
-        assert_eq!(ts(1_700_000_000_123).to_string(), "1700000000.123");
-        assert_eq!(ts(1_500).to_string(), "1.5");
+    fn timestamps_and_values_print_like_prometheus() {
+        let j = |x: &dyn erased::Ser| x.json();
+        assert_eq!(j(&Ts(1_700_000_000_000)), "1700000000");
+        assert_eq!(j(&Ts(1_700_000_000_123)), "1700000000.123");
+        assert_eq!(j(&Ts(1_500)), "1.5");
+        assert_eq!(j(&Val(f64::NAN)), "\"NaN\"");
+        assert_eq!(j(&Val(f64::NEG_INFINITY)), "\"-Inf\"");
+        assert_eq!(j(&Val(1e-7)), "\"0.0000001\"");
+        assert_eq!(j(&Val(-0.0)), "\"-0\"");
+    }
+
+    mod erased {
+        pub(super) trait Ser {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
     }
 }

@@ -79,7 +79,8 @@ impl HeadInner {
     }
 
     fn in_range(&self, ids: RoaringBitmap, range: TimeRange) -> RoaringBitmap {
-        if range == TimeRange::all() {
+        // Every series lies within [min_t, max_t]: a range covering it filters nothing.
+        if range.start <= self.min_t && range.end >= self.max_t {
             return ids;
         }
         ids.into_iter().filter(|&id| self.series[id as usize].overlaps(range.start, range.end)).collect()
