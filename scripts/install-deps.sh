@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need on a fresh Debian machine: a real
-# Prometheus (remote-write client and PromQL oracle) and VictoriaMetrics (benchmark
-# peer) from Debian's packages, and cargo-nextest when missing.
+# Prometheus (remote-write client and PromQL oracle), VictoriaMetrics (benchmark
+# peer) and docker-compose (validates docker-compose.yml; no engine needed) from
+# Debian's packages, and cargo-nextest when missing.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
+if command -v docker-compose >/dev/null 2>&1; then
+  docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"
+else
+  echo "docker-compose.yml: SKIPPED validation (docker-compose not installed; scripts/install-deps.sh installs it)"
+fi
 cargo clippy --workspace --all-targets -- -D warnings
 # The crash and benchmark smoke tests run the real binary.
 cargo build --workspace --bins

@@ -70,11 +70,11 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct WorkloadArgs {
-    /// node_exporter hosts.
-    #[arg(long, default_value_t = 10)]
+    /// node_exporter hosts (~630 series each: 180 hosts give ~100k active series).
+    #[arg(long, default_value_t = 180)]
     hosts: u32,
     /// Hours of history (fractions allowed, e.g. 0.25).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 2.0)]
     hours: f64,
     /// Scrape interval, seconds.
     #[arg(long, default_value_t = 15)]

@@ -19,14 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use strata_proto::prometheus as pb;
-use strata_tests::{Sandbox, free_port, series, write_v1};
+use strata_tests::{PrometheusProcess, Sandbox, free_port, series, write_v1};
 
 /// Prometheus's staleness marker.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -1053,43 +1052,10 @@ fn compare(want: &Answer, got: &Answer, ordered: bool) -> Result<(), String> {
 
 // ---- Prometheus ----
 
-struct Prometheus {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus(dir: &Path) -> Prometheus {
+async fn start_prometheus(dir: &Path) -> PrometheusProcess {
     std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 15s\n  evaluation_interval: 1m\n")
         .expect("write config");
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    Prometheus { child, port }
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} not ready");
+    PrometheusProcess::start(dir, free_port(), &["--web.enable-remote-write-receiver"]).await.expect("start prometheus")
 }
 
 fn excluded(template: &str) -> Option<(&'static str, &'static str)> {
@@ -1102,18 +1068,17 @@ fn excluded(template: &str) -> Option<(&'static str, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_matches_prometheus() {
-    if !Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if !PrometheusProcess::installed() {
         println!("SKIPPED: `prometheus --version` failed (apt-get install prometheus; .ci/run does it)");
         return;
     }
     let started = Instant::now();
     let client = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let prom = start_prometheus(dir.path());
-    let purl = format!("http://127.0.0.1:{}", prom.port);
+    let prom = start_prometheus(dir.path()).await;
+    let purl = prom.base();
     let sb = Sandbox::start().await;
     let surl = sb.url("");
-    wait_ready(&client, &format!("{purl}/-/ready")).await;
 
     // An hour of data ending 5 to 15 minutes ago, from a whole 10 minutes (so subquery
     // steps, aligned to absolute time, fall the same way on every run).

@@ -3,25 +3,11 @@
 //! Prometheus returns it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_proto::prometheus as pb;
-use strata_tests::{Sandbox, all_series, free_port, remote_read};
-
-struct Prometheus {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use strata_tests::{PrometheusProcess, Sandbox, all_series, free_port, remote_read};
 
 /// A config scraping `scrape` (job per target) and remote-writing to Strata. With
 /// `scrape` given but `keep_targets` false, the jobs stay and lose their targets:
@@ -36,30 +22,6 @@ fn config(scrape: &[String], keep_targets: bool, strata: &str) -> String {
         "remote_write:\n  - url: {strata}/api/v1/write\n    queue_config:\n      batch_send_deadline: 500ms\n      max_samples_per_send: 500\n    metadata_config:\n      send_interval: 1s\n"
     ));
     c
-}
-
-fn start_prometheus(dir: &Path, port: u16) -> Prometheus {
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-lifecycle")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    Prometheus { child, port }
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} not ready");
 }
 
 /// Parses `name{...} value` lines of Prometheus's /metrics for one metric name.
@@ -83,7 +45,7 @@ fn by_series(ts: Vec<pb::TimeSeries>) -> Bits {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_write_roundtrip_matches_prometheus() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
+    if !PrometheusProcess::installed() {
         println!("SKIPPED: prometheus not installed (apt-get install prometheus; .ci/run does it)");
         return;
     }
@@ -93,9 +55,8 @@ async fn prometheus_remote_write_roundtrip_matches_prometheus() {
     let port = free_port();
     let targets = vec![format!("127.0.0.1:{port}"), sb.addr.to_string()];
     std::fs::write(dir.path().join("prometheus.yml"), config(&targets, true, &sb.url(""))).unwrap();
-    let prom = start_prometheus(dir.path(), port);
-    let purl = format!("http://127.0.0.1:{}", prom.port);
-    wait_ready(&client, &format!("{purl}/-/ready")).await;
+    let prom = PrometheusProcess::start(dir.path(), port, &["--web.enable-lifecycle"]).await.unwrap();
+    let purl = prom.base();
 
     // Let it scrape both targets for a while.
     tokio::time::sleep(Duration::from_secs(8)).await;

@@ -268,3 +268,53 @@ impl Drop for StrataProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A real Prometheus on a loopback port, on a config file the caller wrote; killed
+/// (by its process id) when dropped.
+#[derive(Debug)]
+pub struct PrometheusProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl PrometheusProcess {
+    /// Whether the `prometheus` binary is installed.
+    pub fn installed() -> bool {
+        Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success())
+    }
+
+    /// Starts `prometheus` with `dir/prometheus.yml` and storage under `dir/data` on
+    /// `port`, plus `extra` flags, and waits until `/-/ready` answers 200.
+    pub async fn start(dir: &Path, port: u16, extra: &[&str]) -> Result<PrometheusProcess> {
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start prometheus")?;
+        let p = PrometheusProcess { child, port };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if client.get(format!("{}/-/ready", p.base())).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(p);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("prometheus on port {port} not ready after 60 s")
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrometheusProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -83,8 +83,10 @@ impl MemSeries {
 pub(crate) struct HeadInner {
     pub(crate) symbols: Symbols,
     pub(crate) series: Vec<MemSeries>,
-    /// Label-set hash to series ids (a vector only on hash collisions).
-    pub(crate) by_hash: HashMap<u64, Vec<u32>>,
+    /// Label-set hash to series id; the rare second and later series sharing a hash
+    /// live in `collisions`, so the common case costs no allocation per series.
+    pub(crate) by_hash: HashMap<u64, u32>,
+    pub(crate) collisions: HashMap<u64, Vec<u32>>,
     /// name symbol → value symbol → series ids.
     pub(crate) postings: HashMap<u32, HashMap<u32, RoaringBitmap>>,
     pub(crate) metadata: BTreeMap<String, Metadata>,

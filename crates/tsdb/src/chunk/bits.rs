@@ -1,5 +1,8 @@
 //! Bit-level writer and reader for the XOR chunk codec (most significant bit first).
 
+/// Bytes added to a full chunk buffer at a time.
+const GROW_BYTES: usize = 32;
+
 #[derive(Debug, Clone)]
 pub(crate) struct BitWriter {
     buf: Vec<u8>,
@@ -12,10 +15,20 @@ impl BitWriter {
         BitWriter { buf: Vec::with_capacity(n), free: 0 }
     }
 
+    /// Starts a new byte. Grows the buffer in small exact steps rather than by
+    /// doubling: an open head chunk lives as long as 120 samples, and doubling would
+    /// leave up to half of every series' buffer unused.
+    fn push_byte(&mut self) {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve_exact(GROW_BYTES);
+        }
+        self.buf.push(0);
+        self.free = 8;
+    }
+
     pub(crate) fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.buf.push(0);
-            self.free = 8;
+            self.push_byte();
         }
         self.free -= 1;
         if bit {
@@ -27,8 +40,7 @@ impl BitWriter {
     pub(crate) fn write_bits(&mut self, v: u64, mut n: u8) {
         while n > 0 {
             if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
+                self.push_byte();
             }
             let take = n.min(self.free);
             let shift = n - take;

@@ -128,15 +128,19 @@ impl MemSeries {
 impl HeadInner {
     /// The id of the series with exactly these labels, if it exists.
     pub(crate) fn lookup(&self, hash: u64, labels: &[(&str, &str)]) -> Option<u32> {
-        let ids = self.by_hash.get(&hash)?;
-        ids.iter().copied().find(|&id| {
-            let s = &self.series[id as usize];
+        let first = *self.by_hash.get(&hash)?;
+        let same = |id: &u32| {
+            let s = &self.series[*id as usize];
             s.labels.len() == labels.len()
                 && s.labels
                     .iter()
                     .zip(labels)
                     .all(|(&(n, v), &(ln, lv))| &**self.symbols.str(n) == ln && &**self.symbols.str(v) == lv)
-        })
+        };
+        if same(&first) {
+            return Some(first);
+        }
+        self.collisions.get(&hash)?.iter().copied().find(same)
     }
 
     /// Creates a series (the caller checked it does not exist) and indexes it.
@@ -148,7 +152,12 @@ impl HeadInner {
             self.postings.entry(n).or_default().entry(v).or_default().insert(id);
         }
         self.series.push(MemSeries::new(syms));
-        self.by_hash.entry(hash).or_default().push(id);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.collisions.entry(hash).or_default().push(id),
+        }
         id
     }
 
@@ -224,6 +233,18 @@ mod tests {
         assert_eq!(s.put(Sample::new(last + 1, 0.5), i64::MAX), Put::Stored);
         assert_eq!(s.closed.len(), 1);
         assert_eq!(s.put(Sample::new(last + 1, 0.5), i64::MAX), Put::Duplicate);
+    }
+
+    #[test]
+    fn hash_collisions_keep_series_apart() {
+        let mut h = HeadInner::default();
+        let (a, b) = ([("__name__", "a")], [("__name__", "b")]);
+        let ia = h.create(42, &a);
+        let ib = h.create(42, &b);
+        assert_ne!(ia, ib);
+        assert_eq!(h.lookup(42, &a), Some(ia));
+        assert_eq!(h.lookup(42, &b), Some(ib));
+        assert_eq!(h.lookup(42, &[("__name__", "c")]), None);
     }
 
     #[test]
