@@ -127,24 +127,12 @@ impl MemSeries {
 
 impl HeadInner {
     /// The id of the series with exactly these labels, if it exists.
-    pub(crate) fn lookup(&self, hash: u64, labels: &[(&str, &str)]) -> Option<u32> {
-        let first = *self.by_hash.get(&hash)?;
-        let same = |id: &u32| {
-            let s = &self.series[*id as usize];
-            s.labels.len() == labels.len()
-                && s.labels
-                    .iter()
-                    .zip(labels)
-                    .all(|(&(n, v), &(ln, lv))| &**self.symbols.str(n) == ln && &**self.symbols.str(v) == lv)
-        };
-        if same(&first) {
-            return Some(first);
-        }
-        self.collisions.get(&hash)?.iter().copied().find(same)
+    pub(crate) fn lookup(&self, hash: u128) -> Option<u32> {
+        self.by_hash.get(&hash).copied()
     }
 
     /// Creates a series (the caller checked it does not exist) and indexes it.
-    pub(crate) fn create(&mut self, hash: u64, labels: &[(&str, &str)]) -> u32 {
+    pub(crate) fn create(&mut self, hash: u128, labels: &[(&str, &str)]) -> u32 {
         let id = self.series.len() as u32;
         let syms: Box<[(u32, u32)]> =
             labels.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
@@ -152,18 +140,13 @@ impl HeadInner {
             self.postings.entry(n).or_default().entry(v).or_default().insert(id);
         }
         self.series.push(MemSeries::new(syms));
-        match self.by_hash.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => self.collisions.entry(hash).or_default().push(id),
-        }
+        self.by_hash.insert(hash, id);
         id
     }
 
     pub(crate) fn get_or_create(&mut self, labels: &[(&str, &str)]) -> (u32, bool) {
-        let hash = hash_pairs(labels.iter().copied());
-        match self.lookup(hash, labels) {
+        let hash = hash_pairs(&mut self.scratch, labels);
+        match self.lookup(hash) {
             Some(id) => (id, false),
             None => (self.create(hash, labels), true),
         }
@@ -236,15 +219,17 @@ mod tests {
     }
 
     #[test]
-    fn hash_collisions_keep_series_apart() {
+    fn label_sets_map_to_their_own_series() {
         let mut h = HeadInner::default();
-        let (a, b) = ([("__name__", "a")], [("__name__", "b")]);
-        let ia = h.create(42, &a);
-        let ib = h.create(42, &b);
+        let (a, b) = ([("__name__", "a"), ("x", "1")], [("__name__", "a"), ("x", "11")]);
+        let (ia, created) = h.get_or_create(&a);
+        assert!(created);
+        let (ib, _) = h.get_or_create(&b);
         assert_ne!(ia, ib);
-        assert_eq!(h.lookup(42, &a), Some(ia));
-        assert_eq!(h.lookup(42, &b), Some(ib));
-        assert_eq!(h.lookup(42, &[("__name__", "c")]), None);
+        assert_eq!(h.get_or_create(&a), (ia, false));
+        // Boundaries between names and values are part of the hash.
+        let (ic, _) = h.get_or_create(&[("__name__", "a"), ("x1", "1")]);
+        assert!(ic != ia && ic != ib);
     }
 
     #[test]
