@@ -55,56 +55,67 @@ pub(crate) struct ReplayOutcome {
 /// Reads every intact record of one segment. At the first torn or corrupt frame the
 /// file is truncated to the end of the last good record.
 pub(crate) fn replay_segment(path: &Path, on_record: &mut impl FnMut(Record)) -> Result<ReplayOutcome> {
-    let mut data = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| Error::io("read wal segment", path, e))?;
-    let mut pos = 0usize;
+    let file = File::open(path).map_err(|e| Error::io("read wal segment", path, e))?;
+    let size = file.metadata().map_err(|e| Error::io("stat wal segment", path, e))?.len();
+    // Streamed frame by frame: replay memory does not grow with the segment size.
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut pos = 0u64;
     let mut outcome = ReplayOutcome::default();
-    while pos < data.len() {
-        match next_frame(&data[pos..]) {
-            Ok((typ, payload, len)) => match record::decode(typ, payload) {
+    let mut payload = Vec::new();
+    while pos < size {
+        match read_frame(&mut r, size - pos, &mut payload) {
+            Ok(Some(typ)) => match record::decode(typ, &payload) {
                 Ok(rec) => {
                     on_record(rec);
-                    pos += len;
+                    pos += (FRAME_HEADER_LEN + payload.len()) as u64;
                 }
                 Err(e) => {
                     outcome.reason = Some(e.to_string());
                     break;
                 }
             },
+            Ok(None) => break,
             Err(reason) => {
                 outcome.reason = Some(reason.to_string());
                 break;
             }
         }
     }
-    if pos < data.len() {
-        outcome.truncated_at = Some(pos as u64);
+    if pos < size {
+        outcome.truncated_at = Some(pos);
         let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io("open wal segment", path, e))?;
-        f.set_len(pos as u64).map_err(|e| Error::io("truncate wal segment", path, e))?;
+        f.set_len(pos).map_err(|e| Error::io("truncate wal segment", path, e))?;
         f.sync_all().map_err(|e| Error::io("sync wal segment", path, e))?;
     }
     Ok(outcome)
 }
 
-fn next_frame(buf: &[u8]) -> std::result::Result<(u8, &[u8], usize), &'static str> {
-    if buf.len() < FRAME_HEADER_LEN {
+/// Reads one frame into `payload` and returns its type; `left` is the number of
+/// bytes of the segment not yet read. `Ok(None)` at a clean end.
+fn read_frame(r: &mut impl Read, left: u64, payload: &mut Vec<u8>) -> std::result::Result<Option<u8>, &'static str> {
+    if left == 0 {
+        return Ok(None);
+    }
+    if left < FRAME_HEADER_LEN as u64 {
         return Err("torn frame header");
     }
-    let typ = buf[0];
-    let len = u32::from_le_bytes(buf[1..5].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(buf[5..9].try_into().expect("4 bytes"));
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    r.read_exact(&mut header).map_err(|_| "torn frame header")?;
+    let typ = header[0];
+    let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes"));
     if len > MAX_PAYLOAD {
         return Err("frame length out of range");
     }
-    let end = FRAME_HEADER_LEN + len as usize;
-    if buf.len() < end {
+    if left - (FRAME_HEADER_LEN as u64) < u64::from(len) {
         return Err("torn frame payload");
     }
-    let payload = &buf[FRAME_HEADER_LEN..end];
+    payload.resize(len as usize, 0);
+    r.read_exact(payload).map_err(|_| "torn frame payload")?;
     if crc32c::crc32c_append(crc32c::crc32c(&[typ]), payload) != crc {
         return Err("checksum mismatch");
     }
-    Ok((typ, payload, end))
+    Ok(Some(typ))
 }
 
 /// The active segment, with rotation when it grows past the size limit.
