@@ -18,7 +18,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_model::Sample;
-use strata_proto::CONTENT_TYPE_V2;
 use strata_tsdb::{MetadataEntry, SeriesInput};
 
 use crate::AppState;
@@ -76,7 +75,6 @@ fn protocol(headers: &HeaderMap) -> ApiResult<Protocol> {
             };
         }
     }
-    debug_assert!(CONTENT_TYPE_V2.ends_with("io.prometheus.write.v2.Request"));
     Ok(proto)
 }
 
@@ -280,6 +278,8 @@ async fn ingest_created_timestamps(
 
 #[cfg(test)]
 mod tests {
+    use strata_proto::CONTENT_TYPE_V2;
+
     use super::*;
 
     fn h(ct: &str) -> HeaderMap {

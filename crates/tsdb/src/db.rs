@@ -128,7 +128,7 @@ impl Tsdb {
             let mut frames = Vec::new();
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             drop(g);
-            futures_lite_block_on(self.wal.append(frames, 1))?;
+            wait_commit_blocking(self.wal.append(frames, 1))?;
         }
         Ok(())
     }
@@ -278,7 +278,7 @@ fn outcome_reject(o: &mut AppendOutcome, reason: crate::head::RejectReason, labe
 
 /// Waits for a commit from synchronous start-up code (no runtime needed: the WAL
 /// writer is a plain thread).
-fn futures_lite_block_on(c: Commit) -> Result<()> {
+fn wait_commit_blocking(c: Commit) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| Error::io("start runtime", Path::new("."), e))?;
