@@ -73,8 +73,7 @@ impl Engine {
 
     /// Evaluates `expr` at one instant (`/api/v1/query`).
     pub async fn instant_query(&self, q: &dyn Querier, expr: &str, time_ms: i64) -> Result<QueryResult> {
-        let steps = Steps { start: time_ms, end: time_ms, step: 1, n: 1 };
-        self.prepare(q, expr, steps, true, time_ms).await?.execute()
+        self.prepare_instant(q, expr, time_ms).await?.execute()
     }
 
     /// Evaluates `expr` at every step in `[start, end]` (`/api/v1/query_range`). The
@@ -87,8 +86,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult> {
-        let steps = range_steps(start_ms, end_ms, step_ms)?;
-        self.prepare(q, expr, steps, false, end_ms).await?.execute()
+        self.prepare_range(q, expr, start_ms, end_ms, step_ms).await?.execute()
     }
 
     /// Parses `expr` and fetches everything it reads for an instant query, without
@@ -353,7 +351,7 @@ fn plan<'a>(e: &'a Expr, s: Steps, c: &PlanCtx, out: &mut Vec<Need<'a>>) {
 }
 
 /// Converts a parser matcher to the model's.
-fn to_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher> {
+pub(crate) fn to_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher> {
     use promql_parser::label::MatchOp as P;
     let op = match m.op {
         P::Equal => MatchOp::Equal,

@@ -436,7 +436,27 @@ pub(crate) fn merge_series(it: impl IntoIterator<Item = VSeries>) -> Result<Vec<
 /// Formats a sample value as the Prometheus API does (Go's
 /// `strconv.FormatFloat(v, 'f', -1, 64)`, with `+Inf`, `-Inf` and `NaN`).
 pub fn format_float(v: f64) -> String {
-    aggregate::fmt_float(v)
+    PromFloat(v).to_string()
+}
+
+/// A float shown as Prometheus shows sample values (Go's `FormatFloat(v, 'f', -1, 64)`
+/// with `NaN`, `+Inf`, `-Inf`); a `Display` so callers can write it without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct PromFloat(pub f64);
+
+impl std::fmt::Display for PromFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v == f64::INFINITY {
+            f.write_str("+Inf")
+        } else if v == f64::NEG_INFINITY {
+            f.write_str("-Inf")
+        } else {
+            write!(f, "{v}")
+        }
+    }
 }
 
 /// Prometheus's `quantile`: linear interpolation between ranks; `q` outside

@@ -31,5 +31,5 @@ mod value;
 
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, PreparedQuery, parse, parse_selector};
 pub use error::{Error, ErrorKind, Result};
-pub use eval::format_float;
+pub use eval::{PromFloat, format_float};
 pub use value::{InstantSample, QueryResult, QueryValue, RangeSeries};

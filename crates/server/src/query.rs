@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
 use strata_model::Labels;
-use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, QueryResult, QueryValue};
+use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
@@ -46,24 +46,9 @@ impl Serialize for Ts {
 #[derive(Clone, Copy)]
 struct Val(f64);
 
-impl std::fmt::Display for Val {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = self.0;
-        if v.is_nan() {
-            f.write_str("NaN")
-        } else if v == f64::INFINITY {
-            f.write_str("+Inf")
-        } else if v == f64::NEG_INFINITY {
-            f.write_str("-Inf")
-        } else {
-            write!(f, "{v}")
-        }
-    }
-}
-
 impl Serialize for Val {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.collect_str(&PromFloat(self.0))
     }
 }
 

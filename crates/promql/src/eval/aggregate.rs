@@ -11,15 +11,7 @@ use crate::error::{Error, Result};
 
 /// Formats a float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
 pub(crate) fn fmt_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
+    crate::PromFloat(v).to_string()
 }
 
 /// Above this many group-steps, aggregation switches to a step-major loop that

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use promql_parser::label::{MatchOp as P, Matchers};
+use promql_parser::label::Matchers;
 use promql_parser::parser::{Call, Expr, VectorSelector};
-use strata_model::{Labels, METRIC_NAME, MatchOp, Matcher};
+use strata_model::{Labels, METRIC_NAME, Matcher};
 
 use super::functions::strip_parens;
 use super::{Evaluator, Steps, VSeries, Val, merge_series};
@@ -54,16 +54,6 @@ pub(crate) fn add_default_info_selector(e: &mut Expr) {
     }
 }
 
-fn to_model(m: &promql_parser::label::Matcher) -> Result<Matcher> {
-    let op = match m.op {
-        P::Equal => MatchOp::Equal,
-        P::NotEqual => MatchOp::NotEqual,
-        P::Re(_) => MatchOp::RegexMatch,
-        P::NotRe(_) => MatchOp::RegexNoMatch,
-    };
-    Ok(Matcher::new(op, m.name.clone(), m.value.clone())?)
-}
-
 impl Evaluator<'_> {
     pub(crate) fn info(&mut self, c: &Call, s: &Steps) -> Result<Val> {
         let base = match self.eval(&c.args.args[0], s)? {
@@ -79,7 +69,7 @@ impl Evaluator<'_> {
         }
         let mut data_matchers: Vec<Matcher> = Vec::new();
         for m in &vs.matchers.matchers {
-            let m = to_model(m)?;
+            let m = crate::engine::to_matcher(m)?;
             if m.name == METRIC_NAME {
                 name_matchers.push(m);
             } else {
