@@ -14,6 +14,7 @@
 mod error;
 mod labels;
 mod matcher;
+mod merge;
 mod query;
 mod sample;
 mod tenant;
@@ -22,6 +23,7 @@ mod time;
 pub use error::{Error, ErrorKind, Result};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher};
+pub use merge::{merge_samples, merge_series};
 pub use query::{Querier, SelectHints, Series};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use tenant::TenantId;

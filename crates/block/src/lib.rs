@@ -1,0 +1,36 @@
+//! The Parquet block format and its object-storage protocol.
+//!
+//! A block is an immutable directory `<tenant>/<ULID>/` holding two standard Parquet
+//! files and a `meta.json` written last (see `docs/format/block.md`).
+//!
+//! ```text
+//!   series (label order) ─► BlockBuilder ─► series.parquet + samples.parquet + meta
+//!                        ─► upload: data files, then meta.json ─► object store
+//!   Bucket: list ─► complete blocks + markers ─► BlockIndex cache (postings, footers)
+//!         ─► BlockQuerier: prune by time ─► postings ─► row selection ─► page reads
+//! ```
+
+mod bucket;
+mod error;
+mod format;
+mod meta;
+mod paths;
+mod read;
+mod store;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use bucket::{BlockInfo, BlockQuerier, BlockScan, Bucket, BucketOptions};
+pub use error::{Error, ErrorKind, Result};
+pub use meta::{
+    BlockMeta, BlockStats, Compaction, DeletionMark, FORMAT_VERSION, FileStat, MARKER_VERSION, NoCompactMark,
+    RESOLUTION_RAW,
+};
+pub use paths::{BlockFile, BlockPath};
+pub use read::{BlockIndex, IndexSeries, decode_block, read_block};
+pub use store::{MeteredStore, ObjStoreConfig, StoreKind, StoreSettings, StoreStats};
+pub use write::{BlockBuilder, BlockOrigin, EncodedBlock, upload};
+
+pub use object_store::ObjectStore;

@@ -1,0 +1,276 @@
+//! Writing a block: series in label order go in, two Parquet files and a
+//! `meta.json` come out; [`upload`] puts them in the bucket, `meta.json` last.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{MapBuilder, MapFieldNames, StringBuilder};
+use arrow_array::{ArrayRef, Float64Array, Int8Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use strata_model::{Labels, Sample};
+use ulid::Ulid;
+
+use crate::format::{self, col};
+use crate::meta::{BlockMeta, BlockStats, Compaction, FORMAT_VERSION, FileStat};
+use crate::paths::{BlockFile, BlockPath};
+use crate::{Error, Result};
+
+/// Rows buffered before a batch goes to the Parquet writer.
+const BATCH_ROWS: usize = 64 * 1024;
+/// Rows per row group of `samples.parquet`.
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+/// Rows per data page: small pages let a one-series read fetch little.
+const PAGE_ROWS: usize = 8 * 1024;
+const ZSTD_LEVEL: i32 = 9;
+
+/// A block encoded in memory, ready to upload.
+#[derive(Debug, Clone)]
+pub struct EncodedBlock {
+    pub meta: BlockMeta,
+    pub series: Bytes,
+    pub samples: Bytes,
+}
+
+/// How the new block came to be (goes into `meta.json`).
+#[derive(Debug, Clone)]
+pub struct BlockOrigin {
+    pub level: u32,
+    /// Level-1 ancestors; empty for a fresh block (it becomes its own source).
+    pub sources: Vec<Ulid>,
+    pub parents: Vec<Ulid>,
+    pub resolution: i64,
+}
+
+impl BlockOrigin {
+    pub fn fresh() -> Self {
+        BlockOrigin { level: 1, sources: Vec::new(), parents: Vec::new(), resolution: 0 }
+    }
+}
+
+/// Builds one block. Feed series in strictly increasing label order, each with
+/// samples sorted by time and without duplicate timestamps. CPU-bound: run it off
+/// the async workers.
+pub struct BlockBuilder {
+    tenant: String,
+    // series.parquet columns
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    s_min: Vec<i64>,
+    s_max: Vec<i64>,
+    s_first: Vec<u64>,
+    s_rows: Vec<u32>,
+    s_start: Vec<i64>,
+    s_step: Vec<i64>,
+    // samples.parquet columns, buffered up to BATCH_ROWS
+    sid: Vec<u32>,
+    t_res: Vec<i64>,
+    mant: Vec<i64>,
+    scale: Vec<i8>,
+    raw: Vec<Option<f64>>,
+    samples: ArrowWriter<Vec<u8>>,
+    rows: u64,
+    min_t: i64,
+    max_t: i64,
+    last_labels: Option<Labels>,
+    scratch: Vec<i64>,
+    ts: Vec<i64>,
+}
+
+impl std::fmt::Debug for BlockBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder").field("tenant", &self.tenant).field("rows", &self.rows).finish()
+    }
+}
+
+fn props(samples: bool) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level")))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("strata {}", env!("CARGO_PKG_VERSION")));
+    if samples {
+        b = b
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_write_batch_size(PAGE_ROWS)
+            .set_dictionary_enabled(false);
+        for (c, enc) in [
+            (col::SERIES_ID, Encoding::DELTA_BINARY_PACKED),
+            (col::T_RESIDUAL, Encoding::DELTA_BINARY_PACKED),
+            (col::V_MANTISSA, Encoding::DELTA_BINARY_PACKED),
+            (col::V_RAW, Encoding::BYTE_STREAM_SPLIT),
+        ] {
+            b = b.set_column_encoding(ColumnPath::from(c), enc);
+        }
+        b = b.set_column_dictionary_enabled(ColumnPath::from(col::V_SCALE), true);
+    }
+    b.build()
+}
+
+impl BlockBuilder {
+    pub fn new(tenant: &str) -> Result<Self> {
+        let samples = ArrowWriter::try_new(Vec::new(), format::samples_schema(), Some(props(true)))
+            .map_err(|e| Error::corrupt("new block", e))?;
+        let names = MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
+        Ok(BlockBuilder {
+            tenant: tenant.to_string(),
+            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            s_min: Vec::new(),
+            s_max: Vec::new(),
+            s_first: Vec::new(),
+            s_rows: Vec::new(),
+            s_start: Vec::new(),
+            s_step: Vec::new(),
+            sid: Vec::new(),
+            t_res: Vec::new(),
+            mant: Vec::new(),
+            scale: Vec::new(),
+            raw: Vec::new(),
+            samples,
+            rows: 0,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            last_labels: None,
+            scratch: Vec::new(),
+            ts: Vec::new(),
+        })
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.s_min.len()
+    }
+
+    pub fn num_samples(&self) -> u64 {
+        self.rows
+    }
+
+    /// Adds one series. Series without samples are skipped.
+    pub fn add_series(&mut self, labels: &Labels, samples: &[Sample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if self.last_labels.as_ref().is_some_and(|l| l >= labels) {
+            return Err(Error::corrupt("new block", format!("series {labels} out of label order")));
+        }
+        if samples.windows(2).any(|w| w[0].t >= w[1].t) {
+            return Err(Error::corrupt("new block", format!("series {labels}: samples not strictly increasing")));
+        }
+        let id = self.s_min.len() as u32;
+        for l in labels.iter() {
+            self.labels.keys().append_value(&*l.name);
+            self.labels.values().append_value(&*l.value);
+        }
+        self.labels.append(true).map_err(|e| Error::corrupt("new block", e))?;
+        self.ts.clear();
+        self.ts.extend(samples.iter().map(|s| s.t));
+        let step = format::grid_step(&self.ts, &mut self.scratch);
+        let start = samples[0].t;
+        self.s_min.push(start);
+        self.s_max.push(samples[samples.len() - 1].t);
+        self.s_first.push(self.rows);
+        self.s_rows.push(samples.len() as u32);
+        self.s_start.push(start);
+        self.s_step.push(step);
+        for (i, s) in samples.iter().enumerate() {
+            self.sid.push(id);
+            self.t_res.push(s.t - start - i as i64 * step);
+            match format::encode_value(s.v) {
+                Some((m, k)) => {
+                    self.mant.push(m);
+                    self.scale.push(k);
+                    self.raw.push(None);
+                }
+                None => {
+                    self.mant.push(0);
+                    self.scale.push(-1);
+                    self.raw.push(Some(s.v));
+                }
+            }
+            if self.sid.len() >= BATCH_ROWS {
+                self.flush_batch()?;
+            }
+        }
+        self.rows += samples.len() as u64;
+        self.min_t = self.min_t.min(start);
+        self.max_t = self.max_t.max(samples[samples.len() - 1].t);
+        self.last_labels = Some(labels.clone());
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.sid.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.sid))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.t_res))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.mant))),
+            Arc::new(Int8Array::from(std::mem::take(&mut self.scale))),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.raw))),
+        ];
+        let batch = RecordBatch::try_new(format::samples_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
+        self.samples.write(&batch).map_err(|e| Error::corrupt("new block", e))
+    }
+
+    /// Finishes both files. `None` when no series had samples.
+    pub fn finish(mut self, origin: BlockOrigin) -> Result<Option<EncodedBlock>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        self.flush_batch()?;
+        let samples = self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        let n = self.s_min.len();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(0..n as u32)),
+            Arc::new(self.labels.finish()),
+            Arc::new(Int64Array::from(self.s_min)),
+            Arc::new(Int64Array::from(self.s_max)),
+            Arc::new(UInt64Array::from(self.s_first)),
+            Arc::new(UInt32Array::from(self.s_rows)),
+            Arc::new(Int64Array::from(self.s_start)),
+            Arc::new(Int64Array::from(self.s_step)),
+        ];
+        let batch = RecordBatch::try_new(format::series_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
+        let mut w = ArrowWriter::try_new(Vec::new(), format::series_schema(), Some(props(false)))
+            .map_err(|e| Error::corrupt("new block", e))?;
+        w.write(&batch).map_err(|e| Error::corrupt("new block", e))?;
+        let series = w.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        let ulid = Ulid::new();
+        let sources = if origin.sources.is_empty() { vec![ulid] } else { origin.sources };
+        let meta = BlockMeta {
+            version: FORMAT_VERSION,
+            ulid,
+            tenant: self.tenant,
+            min_time: self.min_t,
+            max_time: self.max_t + 1,
+            stats: BlockStats {
+                num_series: n as u64,
+                num_samples: self.rows,
+                files: vec![
+                    FileStat { name: BlockFile::Series.name().into(), size_bytes: series.len() as u64 },
+                    FileStat { name: BlockFile::Samples.name().into(), size_bytes: samples.len() as u64 },
+                ],
+            },
+            compaction: Compaction { level: origin.level, sources, parents: origin.parents },
+            resolution: origin.resolution,
+        };
+        Ok(Some(EncodedBlock { meta, series: series.into(), samples: samples.into() }))
+    }
+}
+
+/// Uploads a block: data files first, `meta.json` last, so readers never see a
+/// partial block. Safe to repeat after a failure (same keys, same bytes).
+pub async fn upload(store: &dyn ObjectStore, block: &EncodedBlock) -> Result<BlockPath> {
+    let tenant = strata_model::TenantId::new(&block.meta.tenant).map_err(|e| Error::corrupt(block.meta.ulid, e))?;
+    let path = BlockPath::new(tenant, block.meta.ulid);
+    for (f, data) in [(BlockFile::Series, &block.series), (BlockFile::Samples, &block.samples)] {
+        let key = path.file(f);
+        store.put(&key, PutPayload::from_bytes(data.clone())).await.map_err(|e| Error::store("put", &key, e))?;
+    }
+    let meta = serde_json::to_vec_pretty(&block.meta).expect("meta serializes");
+    let key = path.file(BlockFile::Meta);
+    store.put(&key, PutPayload::from(meta)).await.map_err(|e| Error::store("put", &key, e))?;
+    Ok(path)
+}
