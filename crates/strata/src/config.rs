@@ -1,8 +1,11 @@
 //! The configuration file (YAML). Every field is optional; `configs/strata.example.yaml`
 //! documents each one and is checked to parse by a test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::time::Duration;
+use strata_block::ObjStoreConfig;
 
 use serde::{Deserialize, Deserializer};
 use strata_server::ServerConfig;
@@ -22,6 +25,93 @@ pub(crate) struct Config {
     pub(crate) wal: WalConfig,
     /// Limits and tenant handling of the HTTP surface.
     pub(crate) server: ServerConfig,
+    /// Object storage for blocks, in Thanos's objstore shape (`type: FILESYSTEM` or
+    /// `type: S3` with `config: {...}`). Default: FILESYSTEM under `<data_dir>/bucket`.
+    /// `--objstore.config-file` replaces this section.
+    pub(crate) objstore: Option<ObjStoreConfig>,
+    /// Cutting the head into blocks and reading blocks back.
+    pub(crate) blocks: BlocksConfig,
+    /// Merging small blocks into large ones (inside `serve`, or `strata compact`).
+    pub(crate) compactor: CompactorConfig,
+    /// How long data is kept.
+    pub(crate) retention: RetentionConfig,
+}
+
+/// Block cutting and reading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BlocksConfig {
+    /// Time span of a block cut from the head, aligned to multiples of it (as in Prometheus).
+    #[serde(deserialize_with = "duration")]
+    pub(crate) block_range: Duration,
+    /// How long after a range ends its block is cut, so late samples still land in the head.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) grace_period: Duration,
+    /// Memory budget for cached block indexes (series tables, postings, Parquet footers).
+    pub(crate) index_cache_bytes: usize,
+    /// How long a bucket listing is reused by queries before listing again.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) list_interval: Duration,
+}
+
+impl Default for BlocksConfig {
+    fn default() -> Self {
+        BlocksConfig {
+            block_range: Duration::from_secs(2 * 3600),
+            grace_period: Duration::from_secs(3600),
+            index_cache_bytes: 512 << 20,
+            list_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Compaction settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CompactorConfig {
+    /// Run compaction, retention and garbage collection inside `strata serve`. Turn off
+    /// when a separate `strata compact` process works on the same bucket.
+    pub(crate) enabled: bool,
+    /// Pause between compaction passes.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) interval: Duration,
+    /// Block ranges, smallest first; adjacent blocks merge up to the next range.
+    #[serde(deserialize_with = "durations")]
+    pub(crate) ranges: Vec<Duration>,
+    /// How long a replaced or expired block stays after its deletion mark, so
+    /// queries in flight can finish reading it.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) deletion_delay: Duration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        CompactorConfig {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            ranges: vec![h(2), h(12), h(48), h(14 * 24)],
+            deletion_delay: h(2),
+        }
+    }
+}
+
+/// Retention settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RetentionConfig {
+    /// How long raw samples are kept; blocks entirely older are deleted. 0 keeps forever.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) raw: Duration,
+    /// Per-tenant overrides of `raw`.
+    #[serde(deserialize_with = "duration_map")]
+    pub(crate) tenants: std::collections::BTreeMap<String, Duration>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { raw: Duration::from_secs(30 * 24 * 3600), tenants: Default::default() }
+    }
 }
 
 impl Default for Config {
@@ -32,6 +122,10 @@ impl Default for Config {
             log: LogConfig::default(),
             wal: WalConfig::default(),
             server: ServerConfig::default(),
+            objstore: None,
+            blocks: BlocksConfig::default(),
+            compactor: CompactorConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -118,9 +212,59 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
 }
 
+fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| {
+            humantime::parse_duration(s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+        })
+        .collect()
+}
+
+fn duration_map<'de, D: Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, Duration>, D::Error> {
+    let m = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+    m.into_iter()
+        .map(|(k, s)| {
+            let d = humantime::parse_duration(&s)
+                .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?} for {k}: {e}")))?;
+            Ok((k, d))
+        })
+        .collect()
+}
+
 impl Config {
     pub(crate) fn from_yaml(text: &str) -> anyhow::Result<Config> {
         Ok(serde_norway::from_str(text)?)
+    }
+
+    /// Reads `--config FILE` (or the defaults), then applies `--objstore.config-file`.
+    pub(crate) fn load(config: Option<&Path>, objstore_file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut cfg = match config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                Config::from_yaml(&text).with_context(|| format!("parsing config {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(path) = objstore_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let o: ObjStoreConfig =
+                serde_norway::from_str(&text).with_context(|| format!("parsing objstore config {}", path.display()))?;
+            cfg.objstore = Some(o);
+        }
+        Ok(cfg)
+    }
+
+    /// The object storage to use: the configured one, or a directory under `data_dir`.
+    pub(crate) fn objstore(&self) -> ObjStoreConfig {
+        self.objstore.clone().unwrap_or_else(|| ObjStoreConfig::filesystem(self.data_dir.join("bucket")))
+    }
+
+    /// Retention of raw data for `tenant` (`None`: keep forever).
+    pub(crate) fn raw_retention(&self, tenant: &str) -> Option<Duration> {
+        let d = self.retention.tenants.get(tenant).copied().unwrap_or(self.retention.raw);
+        (!d.is_zero()).then_some(d)
     }
 }
 
@@ -144,6 +288,23 @@ mod tests {
         assert!(Config::from_yaml("listen: a\nlisten_addr: b\n").is_err());
         assert!(Config::from_yaml("wal:\n  fsync: sometimes\n").is_err());
         assert!(Config::from_yaml("wal:\n  out_of_order_window: banana\n").is_err());
+    }
+
+    #[test]
+    fn objstore_file_in_thanos_shape_replaces_the_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bucket.yml");
+        std::fs::write(
+            &f,
+            "type: S3\nconfig:\n  bucket: strata\n  endpoint: 127.0.0.1:8333\n  access_key: a\n  secret_key: s\n  insecure: true\n",
+        )
+        .unwrap();
+        let c = Config::load(None, Some(&f)).unwrap();
+        assert_eq!(c.objstore().kind, strata_block::StoreKind::S3);
+        assert_eq!(c.objstore().config.bucket.as_deref(), Some("strata"));
+        let d = Config::default();
+        assert_eq!(d.objstore(), ObjStoreConfig::filesystem("./data/bucket"));
+        assert_eq!(d.raw_retention("x"), Some(Duration::from_secs(30 * 86400)));
     }
 
     #[test]

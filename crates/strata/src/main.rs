@@ -44,20 +44,16 @@ struct ServeArgs {
     /// Listen address; overrides `listen` in the file.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Object storage config in Thanos's objstore YAML shape; replaces `objstore` in the file.
+    #[arg(long = "objstore.config-file", value_name = "FILE")]
+    objstore_config_file: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let mut cfg = match &args.config {
-                Some(path) => {
-                    let text =
-                        std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-                    Config::from_yaml(&text).with_context(|| format!("parsing config {}", path.display()))?
-                }
-                None => Config::default(),
-            };
+            let mut cfg = Config::load(args.config.as_deref(), args.objstore_config_file.as_deref())?;
             if let Some(d) = args.data_dir {
                 cfg.data_dir = d;
             }
