@@ -37,6 +37,7 @@ pub struct IngestStats {
     pub duplicates_ignored: AtomicU64,
     pub rejected_out_of_order: AtomicU64,
     pub rejected_duplicate: AtomicU64,
+    pub rejected_too_old: AtomicU64,
     pub series_created: AtomicU64,
     pub replayed_records: AtomicU64,
 }
@@ -44,7 +45,10 @@ pub struct IngestStats {
 /// One WAL and the heads it protects.
 #[derive(Debug)]
 pub struct Tsdb {
-    wal: Wal,
+    wal: Arc<Wal>,
+    dir: std::path::PathBuf,
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) cuts: parking_lot::Mutex<std::collections::BTreeMap<String, crate::flush::TenantCuts>>,
     heads: RwLock<HashMap<TenantId, Arc<Head>>>,
     opts: TsdbOptions,
     stats: IngestStats,
@@ -64,7 +68,9 @@ impl Tsdb {
             let id = TenantId::new(tenant).ok()?;
             Some(heads.entry(id.clone()).or_insert_with(|| Arc::new(Head::new(id))).clone())
         };
-        let wal = Wal::open(&dir.join("wal"), opts.wal.clone(), |rec| {
+        let cuts = crate::flush::load_cuts(dir)?;
+        let mut skipped_uploaded = 0u64;
+        let wal = Wal::open(&dir.join("wal"), opts.wal.clone(), |seg, rec| {
             stats.replayed_records.fetch_add(1, Ordering::Relaxed);
             match rec {
                 Record::Series { tenant, series } => {
@@ -84,8 +90,13 @@ impl Tsdb {
                         tracing::warn!(%tenant, n = samples.len(), "wal samples for unknown series skipped");
                         return;
                     };
+                    let cut = cuts.get(&tenant);
                     let mut g = head.inner.write();
                     for s in samples {
+                        if cut.is_some_and(|c| c.uploaded(seg, s.sample.t)) {
+                            skipped_uploaded += 1;
+                            continue;
+                        }
                         match map.get(&s.series_ref) {
                             Some(&id) => {
                                 g.put(id, s.sample, i64::MIN);
@@ -105,7 +116,20 @@ impl Tsdb {
                 }
             }
         })?;
-        let db = Tsdb { wal, heads: RwLock::new(heads), opts, stats, wal_failed: AtomicBool::new(false) };
+        let db = Tsdb {
+            wal: Arc::new(wal),
+            dir: dir.to_path_buf(),
+            flush_lock: tokio::sync::Mutex::new(()),
+            heads: RwLock::new(heads),
+            opts,
+            stats,
+            wal_failed: AtomicBool::new(false),
+            cuts: parking_lot::Mutex::new(cuts),
+        };
+        crate::flush::apply_cuts(&db, &db.cuts.lock().clone());
+        if skipped_uploaded > 0 {
+            tracing::info!(samples = skipped_uploaded, "wal replay skipped samples already in blocks");
+        }
         if remapped {
             // Head ids differ from the refs in the log (a series record was lost with a
             // failed write). Re-announce every series under its head id so that later
@@ -128,7 +152,7 @@ impl Tsdb {
             let mut frames = Vec::new();
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             drop(g);
-            wait_commit_blocking(self.wal.append(frames, 1))?;
+            wait_commit_blocking(self.wal.append(frames, 1, None))?;
         }
         Ok(())
     }
@@ -154,12 +178,19 @@ impl Tsdb {
         let mut g = head.inner.write();
         let ooo = self.opts.out_of_order_window_ms;
         let floor = if ooo > 0 { g.max_t.saturating_sub(ooo) } else { i64::MAX };
+        let cut_floor = g.cut_floor;
+        let mut newest = i64::MIN;
         for s in series {
             let (id, created) = g.get_or_create(s.labels);
             if created {
                 new_series.push(id);
             }
             for &sample in s.samples {
+                if sample.t < cut_floor && sample.t < floor {
+                    outcome_reject(&mut outcome, crate::head::RejectReason::TooOld, s.labels, sample);
+                    continue;
+                }
+                newest = newest.max(sample.t);
                 match g.put(id, sample, floor) {
                     Put::Stored => accepted.push(RefSample { series_ref: u64::from(id), sample }),
                     Put::Duplicate => outcome.duplicates_ignored += 1,
@@ -199,7 +230,8 @@ impl Tsdb {
         }
         outcome.accepted = accepted.len() as u64;
         self.count(&outcome, new_series.len());
-        Ok((outcome, self.wal.append(frames, nrec)))
+        let newest = (!accepted.is_empty()).then(|| (tenant.as_str().to_string(), newest));
+        Ok((outcome, self.wal.append(frames, nrec, newest)))
     }
 
     /// Marks the WAL failed after a commit error so later appends are refused until a
@@ -222,12 +254,22 @@ impl Tsdb {
             match reason {
                 OutOfOrder => &self.stats.rejected_out_of_order,
                 DuplicateTimestamp => &self.stats.rejected_duplicate,
+                TooOld => &self.stats.rejected_too_old,
             }
             .fetch_add(*n, Ordering::Relaxed);
         }
     }
 
-    fn head_or_create(&self, tenant: &TenantId) -> Arc<Head> {
+    pub(crate) fn wal_handle(&self) -> Arc<Wal> {
+        self.wal.clone()
+    }
+
+    /// The data directory (WAL under `wal/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn head_or_create(&self, tenant: &TenantId) -> Arc<Head> {
         if let Some(h) = self.heads.read().get(tenant) {
             return h.clone();
         }

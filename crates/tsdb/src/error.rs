@@ -16,6 +16,12 @@ pub enum Error {
     /// A previous WAL write failed; the log refuses appends until a restart replays it.
     #[error("write-ahead log is failed after an earlier write error; restart required")]
     WalFailed,
+    /// Writing or uploading a block failed; the head and WAL still hold the data.
+    #[error("block: {0}")]
+    Block(#[from] strata_block::Error),
+    /// A flush task failed.
+    #[error("flush: {reason}")]
+    Flush { reason: String },
 }
 
 /// What callers can do about an [`Error`].
@@ -32,7 +38,9 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::WalWrite { .. } | Error::WalFailed => ErrorKind::Unavailable,
+            Error::Io { .. } | Error::WalWrite { .. } | Error::WalFailed | Error::Block(_) | Error::Flush { .. } => {
+                ErrorKind::Unavailable
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //! handles under the read lock and decode outside it.
 
 pub(crate) mod append;
+pub(crate) mod cut;
 mod read;
 mod symbols;
 
@@ -96,6 +97,8 @@ pub(crate) struct HeadInner {
     pub(crate) samples: u64,
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
+    /// Samples older than this belong to ranges already cut into blocks.
+    pub(crate) cut_floor: i64,
 }
 
 /// One tenant's in-memory head.
@@ -119,7 +122,15 @@ pub struct HeadStats {
 
 impl Head {
     pub fn new(tenant: TenantId) -> Self {
-        Head { tenant, inner: RwLock::new(HeadInner { min_t: i64::MAX, max_t: i64::MIN, ..Default::default() }) }
+        Head {
+            tenant,
+            inner: RwLock::new(HeadInner {
+                min_t: i64::MAX,
+                max_t: i64::MIN,
+                cut_floor: i64::MIN,
+                ..Default::default()
+            }),
+        }
     }
 
     pub fn tenant(&self) -> &TenantId {

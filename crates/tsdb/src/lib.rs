@@ -9,16 +9,20 @@
 //!                 │        ▼                                         │
 //!                 │ wal/: 00000001 00000002 …  (group-commit fsync)  │
 //!                 └──────────────────────────────────────────────────┘
-//!  restart: wal/ ──replay──► heads rebuilt exactly (torn tail cut off and logged)
+//!  flush: head ranges past block_range + grace ─► Parquet block ─► object store
+//!         ─► head truncated ─► WAL checkpoint (series, metadata) ─► old segments deleted
+//!  restart: wal/ checkpoint + segments ──replay──► heads rebuilt (torn tail cut off and logged)
 //! ```
 
 pub mod chunk;
 mod db;
 mod error;
+mod flush;
 pub mod head;
 pub mod wal;
 
 pub use db::{IngestStats, Tsdb, TsdbOptions};
 pub use error::{Error, ErrorKind, Result};
+pub use flush::CutPolicy;
 pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
 pub use wal::{FsyncPolicy, MetadataEntry, WalOptions, WalStats};

@@ -13,6 +13,7 @@
 pub(crate) mod record;
 mod segment;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use tokio::sync::oneshot;
 
 pub use record::{DecodeError, MetadataEntry, Record, RefSample, SeriesEntry};
 pub(crate) use segment::put_frame;
-use segment::{SegmentWriter, list_segments, replay_segment};
+use segment::{SegmentWriter, checkpoint_name, list_checkpoints, list_segments, replay_segment, sync_dir};
 
 use crate::{Error, Result};
 
@@ -66,8 +67,24 @@ pub struct WalStats {
 }
 
 enum Op {
-    Append { frames: Vec<u8>, records: u64, done: oneshot::Sender<Result<(), String>> },
+    Append { frames: Vec<u8>, records: u64, newest: Option<(String, i64)>, done: oneshot::Sender<Result<(), String>> },
+    Rotate { done: oneshot::Sender<Result<u64, String>> },
     Shutdown,
+}
+
+/// Per segment, per tenant: the newest sample timestamp the segment holds. A segment
+/// whose every tenant's newest sample is older than what that tenant's head still
+/// holds carries nothing that is not already in a block, and may be dropped.
+type SegmentTimes = Arc<parking_lot::Mutex<BTreeMap<u64, HashMap<String, i64>>>>;
+
+fn note_time(times: &mut BTreeMap<u64, HashMap<String, i64>>, seg: u64, tenant: &str, t: i64) {
+    let m = times.entry(seg).or_default();
+    match m.get_mut(tenant) {
+        Some(x) => *x = (*x).max(t),
+        None => {
+            m.insert(tenant.to_string(), t);
+        }
+    }
 }
 
 /// A handle to the WAL writer thread.
@@ -77,6 +94,7 @@ pub struct Wal {
     thread: Option<JoinHandle<()>>,
     stats: Arc<WalStats>,
     dir: PathBuf,
+    times: SegmentTimes,
 }
 
 /// Resolves when the records it was issued for are durable per the fsync policy.
@@ -95,14 +113,47 @@ impl Commit {
 }
 
 impl Wal {
-    /// Replays every record in `dir` through `on_record` (oldest first), cutting off a
-    /// torn or corrupt tail, then opens a fresh segment for appending.
-    pub fn open(dir: &Path, opts: WalOptions, mut on_record: impl FnMut(Record)) -> Result<Wal> {
+    /// Replays the newest checkpoint and every later segment in `dir` through
+    /// `on_record` (oldest first), cutting off a torn or corrupt tail, then opens a
+    /// fresh segment for appending.
+    pub fn open(dir: &Path, opts: WalOptions, mut on_record: impl FnMut(u64, Record)) -> Result<Wal> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create wal dir", dir, e))?;
         let stats = Arc::new(WalStats::default());
-        let segments = list_segments(dir)?;
-        for (i, (_, path)) in segments.iter().enumerate() {
-            let outcome = replay_segment(path, &mut on_record)?;
+        let times: SegmentTimes = Arc::default();
+        let checkpoints = list_checkpoints(dir)?;
+        let covered = checkpoints.last().map(|(n, _)| *n);
+        if let Some((n, path)) = checkpoints.last() {
+            let outcome = replay_segment(path, &mut |rec| on_record(*n, rec))?;
+            if let Some(at) = outcome.truncated_at {
+                // Checkpoints are renamed into place only once fsynced: damage here is not a torn write.
+                return Err(Error::WalWrite {
+                    reason: format!("checkpoint {} corrupt at offset {at}: {:?}", path.display(), outcome.reason),
+                });
+            }
+            tracing::info!(checkpoint = n, "wal checkpoint replayed");
+        }
+        let mut segments = list_segments(dir)?;
+        if let Some(k) = covered {
+            // Left over from a crash between writing a checkpoint and deleting what it replaced.
+            for (_, path) in segments.iter().filter(|(n, _)| *n <= k) {
+                let _ = std::fs::remove_file(path);
+            }
+            segments.retain(|(n, _)| *n > k);
+            for (_, path) in &checkpoints[..checkpoints.len() - 1] {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        for (i, (seg, path)) in segments.iter().enumerate() {
+            let mut t = times.lock();
+            let outcome = replay_segment(path, &mut |rec: Record| {
+                if let Record::Samples { tenant, samples } = &rec
+                    && let Some(max) = samples.iter().map(|s| s.sample.t).max()
+                {
+                    note_time(&mut t, *seg, tenant, max);
+                }
+                on_record(*seg, rec)
+            })?;
+            drop(t);
             if let Some(at) = outcome.truncated_at {
                 stats.torn_tails_truncated.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -114,28 +165,97 @@ impl Wal {
                 );
             }
         }
-        let next = segments.last().map_or(1, |(n, _)| n + 1);
+        let next = segments.last().map(|(n, _)| n + 1).or(covered.map(|k| k + 1)).unwrap_or(1);
         let writer = SegmentWriter::create(dir, next, opts.segment_size)?;
         stats.segments.store(segments.len() as u64 + 1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         let thread_stats = stats.clone();
+        let thread_times = times.clone();
         let thread = std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || writer_loop(writer, rx, opts.fsync, thread_stats))
+            .spawn(move || writer_loop(writer, rx, opts.fsync, thread_stats, thread_times))
             .map_err(|e| Error::io("spawn wal writer", dir, e))?;
-        Ok(Wal { tx, thread: Some(thread), stats, dir: dir.to_path_buf() })
+        Ok(Wal { tx, thread: Some(thread), stats, dir: dir.to_path_buf(), times })
+    }
+
+    /// Drops the oldest segments whose samples are all in blocks, keeping the series
+    /// and metadata records they held in a checkpoint.
+    ///
+    /// `head_min(tenant)` is the oldest sample timestamp the tenant's head still
+    /// holds (`i64::MAX` for an empty head): a sealed segment whose newest sample per
+    /// tenant is older holds nothing the head still needs. `checkpoint_frames` is
+    /// called after the active segment is sealed and must return the series and
+    /// metadata records of everything in the heads. Blocking: run off the async
+    /// workers. Returns the last segment number dropped, if any.
+    pub fn truncate(
+        &self,
+        head_min: impl Fn(&str) -> i64,
+        checkpoint_frames: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Option<u64>> {
+        let active = self
+            .request_rotate()
+            .blocking_recv()
+            .map_err(|_| Error::WalWrite { reason: "wal writer stopped".into() })?
+            .map_err(|reason| Error::WalWrite { reason })?;
+        let segments = list_segments(&self.dir)?;
+        let mut last = None;
+        {
+            let times = self.times.lock();
+            for (n, _) in segments.iter().filter(|(n, _)| *n < active) {
+                let keep = times.get(n).is_some_and(|m| m.iter().any(|(tenant, &t)| t >= head_min(tenant)));
+                if keep {
+                    break;
+                }
+                last = Some(*n);
+            }
+        }
+        let Some(k) = last else { return Ok(None) };
+        let frames = checkpoint_frames();
+        let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(k)));
+        let dst = self.dir.join(checkpoint_name(k));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&frames)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dst)
+        };
+        write().map_err(|e| Error::io("write wal checkpoint", &dst, e))?;
+        sync_dir(&self.dir)?;
+        for (n, path) in segments.iter().filter(|(n, _)| *n <= k) {
+            std::fs::remove_file(path).map_err(|e| Error::io("remove wal segment", path, e))?;
+            self.times.lock().remove(n);
+        }
+        for (n, path) in list_checkpoints(&self.dir)? {
+            if n < k {
+                std::fs::remove_file(&path).map_err(|e| Error::io("remove wal checkpoint", &path, e))?;
+            }
+        }
+        self.stats.segments.store(list_segments(&self.dir)?.len() as u64, Ordering::Relaxed);
+        tracing::info!(upto = k, bytes = frames.len(), "wal truncated");
+        Ok(Some(k))
     }
 
     /// Queues already-framed records (see [`put_frame`]). The frames of one call are
     /// written contiguously and in call order relative to other calls.
-    pub(crate) fn append(&self, frames: Vec<u8>, records: u64) -> Commit {
+    /// Asks the writer to seal the active segment; answers the new active segment's
+    /// number once done. Records queued before this call land in earlier segments.
+    pub(crate) fn request_rotate(&self) -> oneshot::Receiver<Result<u64, String>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Op::Rotate { done });
+        rx
+    }
+
+    /// `newest` names the tenant and newest sample timestamp among the frames, if
+    /// they hold samples (for [`Wal::truncate`]).
+    pub(crate) fn append(&self, frames: Vec<u8>, records: u64, newest: Option<(String, i64)>) -> Commit {
         let (done, rx) = oneshot::channel();
         if frames.is_empty() {
             // Nothing to make durable (e.g. every sample was an exact re-send).
             let _ = done.send(Ok(()));
             return Commit(rx);
         }
-        if self.tx.send(Op::Append { frames, records, done }).is_err() {
+        if self.tx.send(Op::Append { frames, records, newest, done }).is_err() {
             let (done, rx) = oneshot::channel();
             let _ = done.send(Err("wal writer stopped".into()));
             return Commit(rx);
@@ -161,7 +281,13 @@ impl Drop for Wal {
     }
 }
 
-fn writer_loop(mut w: SegmentWriter, rx: mpsc::Receiver<Op>, policy: FsyncPolicy, stats: Arc<WalStats>) {
+fn writer_loop(
+    mut w: SegmentWriter,
+    rx: mpsc::Receiver<Op>,
+    policy: FsyncPolicy,
+    stats: Arc<WalStats>,
+    times: SegmentTimes,
+) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
     let mut buf = Vec::new();
@@ -188,13 +314,17 @@ fn writer_loop(mut w: SegmentWriter, rx: mpsc::Receiver<Op>, policy: FsyncPolicy
         let Some(first) = first else { break };
         let mut shutdown = false;
         let mut records = 0;
+        let mut newest: Vec<(String, i64)> = Vec::new();
+        let mut rotate = Vec::new();
         for op in std::iter::once(first).chain(rx.try_iter()) {
             match op {
-                Op::Append { frames, records: n, done } => {
+                Op::Append { frames, records: n, newest: t, done } => {
                     buf.extend_from_slice(&frames);
                     records += n;
+                    newest.extend(t);
                     acks.push(done);
                 }
+                Op::Rotate { done } => rotate.push(done),
                 Op::Shutdown => shutdown = true,
             }
         }
@@ -211,6 +341,12 @@ fn writer_loop(mut w: SegmentWriter, rx: mpsc::Receiver<Op>, policy: FsyncPolicy
                 }
                 Ok(())
             });
+            if result.is_ok() {
+                let mut t = times.lock();
+                for (tenant, max) in newest.drain(..) {
+                    note_time(&mut t, w.number(), &tenant, max);
+                }
+            }
             match &result {
                 Ok(()) => {
                     stats.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -229,6 +365,13 @@ fn writer_loop(mut w: SegmentWriter, rx: mpsc::Receiver<Op>, policy: FsyncPolicy
         }
         for done in acks.drain(..) {
             let _ = done.send(Ok(()));
+        }
+        for done in rotate.drain(..) {
+            let r = w.rotate().map_err(|e| e.to_string());
+            if r.is_ok() {
+                stats.segments.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = done.send(r);
         }
         if shutdown {
             break;

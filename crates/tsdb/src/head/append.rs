@@ -22,6 +22,8 @@ pub enum RejectReason {
     OutOfOrder,
     /// Same timestamp as a stored sample but a different value.
     DuplicateTimestamp,
+    /// In a time range already cut into a block, and outside the out-of-order window.
+    TooOld,
 }
 
 impl RejectReason {
@@ -30,6 +32,7 @@ impl RejectReason {
         match self {
             RejectReason::OutOfOrder => "out_of_order",
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
+            RejectReason::TooOld => "too_old_range_already_in_block",
         }
     }
 }

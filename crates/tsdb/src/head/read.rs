@@ -86,7 +86,7 @@ impl HeadInner {
         ids.into_iter().filter(|&id| self.series[id as usize].overlaps(range.start, range.end)).collect()
     }
 
-    fn labels_of(&self, id: u32) -> Labels {
+    pub(crate) fn labels_of(&self, id: u32) -> Labels {
         let s = &self.series[id as usize];
         Labels::from_sorted_unchecked(
             s.labels

@@ -45,6 +45,29 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Checkpoint files in `dir` (`checkpoint.NNNNNNNN`), sorted by the segment number
+/// they cover up to.
+pub(crate) fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("list wal", dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io("list wal", dir, e))?;
+        let name = entry.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix("checkpoint.")) else { continue };
+        if n.len() == 8
+            && let Ok(n) = n.parse::<u64>()
+        {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn checkpoint_name(n: u64) -> String {
+    format!("checkpoint.{n:08}")
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct ReplayOutcome {
     /// Offset the segment was cut at, when its tail was torn or corrupt.
@@ -160,6 +183,19 @@ impl SegmentWriter {
         Ok(rotated)
     }
 
+    /// Starts a new segment now (even if the active one is small); returns its number.
+    pub(crate) fn rotate(&mut self) -> Result<u64> {
+        if self.size > 0 {
+            self.sync()?;
+            *self = SegmentWriter::create(&self.dir, self.n + 1, self.limit)?;
+        }
+        Ok(self.n)
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.n
+    }
+
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|e| Error::io("fsync wal segment", &self.path(), e))
     }
@@ -169,7 +205,7 @@ impl SegmentWriter {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync wal dir", dir, e))
 }
 

@@ -1,0 +1,355 @@
+//! Cutting heads into blocks, uploading them, and truncating the WAL afterwards.
+//!
+//! ```text
+//!  per tenant, oldest range first (ranges aligned to multiples of block_range):
+//!    head spans past range end + grace (or flush) ─► snapshot < end (floor raised)
+//!    ─► BlockBuilder (blocking thread) ─► upload: data files, meta.json last
+//!    ─► truncate head (exactly what was taken) ─► persist cut floors (cuts.json)
+//!  then: seal the active WAL segment ─► checkpoint series + metadata
+//!        ─► delete segments whose samples are all in blocks
+//! ```
+//! An upload failure leaves the head and the WAL as they were: the next attempt
+//! cuts the same data again. A crash after an upload but before truncation means
+//! the range is uploaded twice after restart; readers and compaction deduplicate.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_block::{BlockBuilder, BlockMeta, BlockOrigin, ObjectStore, upload};
+use strata_model::TenantId;
+
+use crate::db::Tsdb;
+use crate::head::Head;
+use crate::wal::record::{self, MetadataEntry};
+use crate::wal::{put_frame, record::TYPE_METADATA, record::TYPE_SERIES};
+use crate::{Error, Result};
+
+/// When the head is cut.
+#[derive(Debug, Clone, Copy)]
+pub struct CutPolicy {
+    /// Block span in ms; ranges are aligned to multiples of it.
+    pub range_ms: i64,
+    /// A range is cut once the head's newest sample is this far (ms) past its end.
+    pub grace_ms: i64,
+}
+
+impl Default for CutPolicy {
+    fn default() -> Self {
+        CutPolicy { range_ms: 2 * 3_600_000, grace_ms: 3_600_000 }
+    }
+}
+
+const CUTS_FILE: &str = "cuts.json";
+
+impl Tsdb {
+    /// Cuts every range that is due (or, with `everything`, all the heads hold),
+    /// uploads the blocks, truncates the heads and then the WAL. Returns the metas
+    /// of the uploaded blocks. One flush runs at a time.
+    pub async fn flush(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        policy: CutPolicy,
+        everything: bool,
+    ) -> Result<Vec<BlockMeta>> {
+        let _one_at_a_time = self.flush_lock.lock().await;
+        let mut metas = Vec::new();
+        for tenant in self.tenants() {
+            let Some(head) = self.head(&tenant) else { continue };
+            while let Some(before) = next_cut(&head, policy, everything) {
+                // Seal the WAL segment under the same lock as the snapshot: every sample
+                // the snapshot takes is in a segment up to the sealed one, and every
+                // sample appended later is in a newer one.
+                let (cut, rotated) = {
+                    let mut g = head.inner.write();
+                    (g.cut_snapshot(before), self.wal_handle().request_rotate())
+                };
+                let sealed = rotated
+                    .await
+                    .map_err(|_| Error::WalWrite { reason: "wal writer stopped".into() })?
+                    .map_err(|reason| Error::WalWrite { reason })?
+                    - 1;
+                if cut.is_empty() {
+                    break;
+                }
+                let t = tenant.as_str().to_string();
+                let (cut, block) = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let mut b = BlockBuilder::new(&t)?;
+                    for c in &cut {
+                        b.add_series(&c.labels, &c.decode())?;
+                    }
+                    Ok((cut, b.finish(BlockOrigin::fresh())?))
+                })
+                .await
+                .map_err(|e| Error::Flush { reason: e.to_string() })??;
+                if let Some(block) = block {
+                    upload(&**store, &block).await?;
+                    tracing::info!(
+                        tenant = %tenant,
+                        block = %block.meta.ulid,
+                        min_time = block.meta.min_time,
+                        max_time = block.meta.max_time,
+                        series = block.meta.stats.num_series,
+                        samples = block.meta.stats.num_samples,
+                        bytes = block.meta.data_bytes(),
+                        "block uploaded"
+                    );
+                    metas.push(block.meta);
+                }
+                let removed = head.inner.write().truncate(&cut);
+                self.cuts.lock().entry(tenant.as_str().to_string()).or_default().record(before, sealed);
+                self.save_cuts()?;
+                if removed == 0 {
+                    tracing::warn!(tenant = %tenant, before, "cut removed nothing from the head; stopping this flush");
+                    break;
+                }
+            }
+        }
+        self.truncate_wal().await?;
+        Ok(metas)
+    }
+
+    /// Seals the active segment and drops the segments the heads no longer need.
+    async fn truncate_wal(&self) -> Result<()> {
+        let heads: Vec<Arc<Head>> = self.tenants().iter().filter_map(|t| self.head(t)).collect();
+        let mins: BTreeMap<String, i64> =
+            heads.iter().map(|h| (h.tenant().as_str().to_string(), h.inner.read().min_t)).collect();
+        let wal = self.wal_handle();
+        let dropped = tokio::task::spawn_blocking(move || {
+            wal.truncate(|tenant| mins.get(tenant).copied().unwrap_or(i64::MAX), || checkpoint_frames(&heads))
+        })
+        .await
+        .map_err(|e| Error::Flush { reason: e.to_string() })??;
+        if let Some(k) = dropped {
+            // Cuts whose sealed segments are all gone no longer filter anything.
+            for c in self.cuts.lock().values_mut() {
+                c.segments.retain(|&(_, sealed)| sealed > k);
+            }
+            self.save_cuts()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the cut records to `cuts.json` (atomically).
+    fn save_cuts(&self) -> Result<()> {
+        let floors = self.cuts.lock().clone();
+        let path = self.dir().join(CUTS_FILE);
+        let tmp = self.dir().join(format!("{CUTS_FILE}.tmp"));
+        let body = serde_json::to_vec(&floors).expect("floors serialize");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| Error::io("write cut floors", &path, e))
+    }
+}
+
+/// What has been cut from one tenant's head, kept in `cuts.json`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TenantCuts {
+    /// Samples older than this are refused unless the out-of-order window admits them.
+    pub(crate) floor: i64,
+    /// `(before, sealed)`: samples older than `before` in WAL segments up to `sealed`
+    /// are in a block, so replay skips them.
+    pub(crate) segments: Vec<(i64, u64)>,
+}
+
+impl TenantCuts {
+    fn record(&mut self, before: i64, sealed: u64) {
+        self.floor = self.floor.max(before);
+        self.segments.push((before, sealed));
+    }
+
+    /// Whether a sample at `t` read from WAL segment `seg` is already in a block.
+    pub(crate) fn uploaded(&self, seg: u64, t: i64) -> bool {
+        self.segments.iter().any(|&(before, sealed)| seg <= sealed && t < before)
+    }
+}
+
+/// Reads `cuts.json` from `dir` (empty when absent).
+pub(crate) fn load_cuts(dir: &Path) -> Result<BTreeMap<String, TenantCuts>> {
+    let path = dir.join(CUTS_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::io("read cut floors", &path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(Error::io("read cut floors", &path, e)),
+    }
+}
+
+/// The end of the oldest range to cut now, if any.
+fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<i64> {
+    let g = head.inner.read();
+    if g.min_t == i64::MAX || g.samples == 0 {
+        return None;
+    }
+    let r = policy.range_ms.max(1);
+    let end = (g.min_t.div_euclid(r) + 1).saturating_mul(r);
+    if everything {
+        return Some(end.min(g.max_t.saturating_add(1)));
+    }
+    (g.max_t >= end.saturating_add(policy.grace_ms)).then_some(end)
+}
+
+/// Series and metadata records of every head, for a WAL checkpoint.
+fn checkpoint_frames(heads: &[Arc<Head>]) -> Vec<u8> {
+    let mut frames = Vec::new();
+    let mut payload = Vec::new();
+    for head in heads {
+        let g = head.inner.read();
+        payload.clear();
+        record::encode_series(
+            &mut payload,
+            head.tenant().as_str(),
+            (0..g.series.len() as u32).map(|id| (u64::from(id), g.label_strs(id))),
+        );
+        put_frame(&mut frames, TYPE_SERIES, &payload);
+        let meta: Vec<MetadataEntry> = g
+            .metadata
+            .iter()
+            .map(|(family, m)| MetadataEntry {
+                family: family.clone(),
+                kind: m.kind.clone(),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            })
+            .collect();
+        if !meta.is_empty() {
+            payload.clear();
+            record::encode_metadata(&mut payload, head.tenant().as_str(), &meta);
+            put_frame(&mut frames, TYPE_METADATA, &payload);
+        }
+    }
+    frames
+}
+
+/// Sets cut floors loaded from disk on the heads (creating heads as needed).
+pub(crate) fn apply_cuts(db: &Tsdb, cuts: &BTreeMap<String, TenantCuts>) {
+    for (tenant, c) in cuts {
+        let Ok(t) = TenantId::new(tenant) else { continue };
+        let head = db.head_or_create(&t);
+        let mut g = head.inner.write();
+        g.cut_floor = g.cut_floor.max(c.floor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_block::{Bucket, BucketOptions, ObjStoreConfig};
+    use strata_model::{MatchOp, Matcher, Querier, Sample, SelectHints, Series, merge_series};
+
+    use super::*;
+    use crate::db::TsdbOptions;
+    use crate::head::{RejectReason, SeriesInput};
+    use crate::wal::WalOptions;
+
+    const H: i64 = 3_600_000;
+
+    fn opts(ooo: i64) -> TsdbOptions {
+        TsdbOptions { wal: WalOptions { segment_size: 16 << 10, ..Default::default() }, out_of_order_window_ms: ooo }
+    }
+
+    async fn write(db: &Tsdb, tenant: &TenantId, from: i64, to: i64, step: i64) {
+        let mut t = from;
+        while t < to {
+            let samples: Vec<Sample> = (0..20)
+                .map(|k| t + k * step)
+                .filter(|&x| x < to)
+                .map(|x| Sample::new(x, (x / 1000) as f64 * 0.5))
+                .collect();
+            t += 20 * step;
+            for i in 0..5 {
+                let inst = format!("i{i}");
+                let labels = [("__name__", "m"), ("instance", inst.as_str())];
+                let (_, c) = db.append(tenant, &[SeriesInput { labels: &labels, samples: &samples }], &[]).unwrap();
+                c.wait().await.unwrap();
+            }
+        }
+    }
+
+    async fn everything(q: &dyn Querier) -> Vec<Series> {
+        let m = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()];
+        q.select(&SelectHints::range(i64::MIN, i64::MAX), &m).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cut_upload_truncate_and_restart_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        let tenant = TenantId::new("team-a").unwrap();
+        let data = dir.path().join("data");
+        let policy = CutPolicy::default();
+        let expected = {
+            let db = Tsdb::open(&data, opts(0)).unwrap();
+            write(&db, &tenant, 0, 5 * H + 60_000, 15_000).await;
+            let expected = everything(&db.querier(&tenant)).await;
+            let segments_before = std::fs::read_dir(data.join("wal")).unwrap().count();
+            // Head spans [0, 5h): ranges [0,2h) and [2h,4h) are due (4h + 1h grace <= newest).
+            let metas = db.flush(&store, policy, false).await.unwrap();
+            assert_eq!(
+                metas.iter().map(|m| (m.min_time, m.max_time)).collect::<Vec<_>>(),
+                [(0, 2 * H - 15_000 + 1), (2 * H, 4 * H - 15_000 + 1)]
+            );
+            assert_eq!(metas[0].stats.num_series, 5);
+            let head_min = db.head(&tenant).unwrap().inner.read().min_t;
+            assert_eq!(head_min, 4 * H);
+            let segments_after = std::fs::read_dir(data.join("wal")).unwrap().count();
+            assert!(segments_after < segments_before, "wal not truncated: {segments_before} -> {segments_after}");
+            // Head and blocks together still hold everything, exactly once.
+            let merged = merge_series(vec![
+                everything(&db.querier(&tenant)).await,
+                everything(&bucket.querier(tenant.clone())).await,
+            ]);
+            assert_eq!(merged, expected);
+            // A sample for a cut range is refused with a clear reason.
+            let labels = [("__name__", "m"), ("instance", "new")];
+            let (o, c) =
+                db.append(&tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(H, 1.0)] }], &[]).unwrap();
+            c.wait().await.unwrap();
+            assert_eq!(o.rejected[&RejectReason::TooOld].0, 1);
+            expected
+        };
+        // Restart: checkpoint + remaining segments rebuild the head; the cut floor survives.
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        let head_part = everything(&db.querier(&tenant)).await;
+        assert!(head_part.iter().all(|s| s.samples[0].t >= 4 * H), "uploaded data came back into the head");
+        let merged = merge_series(vec![head_part, everything(&bucket.querier(tenant.clone())).await]);
+        assert_eq!(merged, expected);
+        assert_eq!(db.head(&tenant).unwrap().inner.read().cut_floor, 4 * H);
+        // Flushing everything empties the head.
+        let metas = db.flush(&store, policy, true).await.unwrap();
+        assert_eq!(metas.len(), 1);
+        assert!(everything(&db.querier(&tenant)).await.is_empty());
+        bucket.invalidate(&tenant);
+        assert_eq!(everything(&bucket.querier(tenant.clone())).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn late_samples_in_the_ooo_window_land_in_an_overlapping_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        let tenant = TenantId::new("t").unwrap();
+        let db = Tsdb::open(&dir.path().join("data"), opts(4 * H)).unwrap();
+        write(&db, &tenant, 0, 3 * H + 30_000, 60_000).await;
+        let metas = db.flush(&store, CutPolicy::default(), false).await.unwrap();
+        assert_eq!(metas.len(), 1);
+        // 30 s past a stored sample, in the cut range, inside the 4h window.
+        let labels = [("__name__", "m"), ("instance", "i0")];
+        let (o, c) = db
+            .append(&tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(H + 30_000, 7.0)] }], &[])
+            .unwrap();
+        c.wait().await.unwrap();
+        assert_eq!(o.accepted, 1);
+        let metas = db.flush(&store, CutPolicy::default(), true).await.unwrap();
+        assert_eq!(metas[0].min_time, H + 30_000);
+        bucket.invalidate(&tenant);
+        let got = everything(&bucket.querier(tenant.clone())).await;
+        let i0 = got.iter().find(|s| s.labels.get("instance") == Some("i0")).unwrap();
+        assert!(i0.samples.contains(&Sample::new(H + 30_000, 7.0)));
+    }
+}
