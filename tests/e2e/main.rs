@@ -3,6 +3,7 @@
 //! CI installs everything, so nothing is skipped there.
 
 mod bad_input;
+mod blocks;
 mod crash;
 mod differential;
 mod prometheus;

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use strata_block::{Bucket, BucketOptions, MeteredStore, ObjStoreConfig};
 use strata_proto::Message;
 use strata_proto::prometheus as pb;
-use strata_server::{AppState, ServerConfig, router};
-use strata_tsdb::{Tsdb, TsdbOptions};
+use strata_server::{AppState, Blocks, ServerConfig, router};
+use strata_tsdb::{CutPolicy, Tsdb, TsdbOptions};
 
 /// The real server, in this process, on a loopback port chosen by the OS.
 #[derive(Debug)]
@@ -37,9 +38,29 @@ impl Sandbox {
 
     /// Starts on `dir` (a fresh temporary directory when `None`).
     pub async fn start_with(cfg: ServerConfig, opts: TsdbOptions, dir: Option<&Path>) -> Sandbox {
+        Self::start_full(cfg, opts, dir, None).await
+    }
+
+    /// Starts on `dir` with block storage in `bucket` (default cut policy).
+    pub async fn start_with_bucket(dir: &Path, bucket: ObjStoreConfig) -> Sandbox {
+        Self::start_full(ServerConfig::default(), TsdbOptions::default(), Some(dir), Some(bucket)).await
+    }
+
+    pub async fn start_full(
+        cfg: ServerConfig,
+        opts: TsdbOptions,
+        dir: Option<&Path>,
+        bucket: Option<ObjStoreConfig>,
+    ) -> Sandbox {
         let tmp = if dir.is_none() { Some(tempfile::tempdir().expect("tempdir")) } else { None };
         let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.as_ref().expect("tempdir").path().to_path_buf());
         let state = AppState::new(cfg).expect("valid config");
+        if let Some(b) = bucket {
+            let store = Arc::new(MeteredStore::new(b.build().expect("object store")));
+            let store_stats = Some(store.stats().clone());
+            let bucket = Bucket::new(store, BucketOptions::default());
+            state.set_blocks(Blocks { bucket, policy: CutPolicy::default(), store_stats });
+        }
         let tsdb = Tsdb::open(&dir, opts).expect("open tsdb");
         state.set_ready(Arc::new(tsdb));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

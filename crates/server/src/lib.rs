@@ -8,10 +8,12 @@
 //!  /api/v1/series|labels|label/…/values ├──► AppState::querier(tenant) ─► impl Querier
 //!  /api/v1/metadata   ──► read ─────────┤
 //!  /api/v1/query[_range] ──► query: strata_promql::Engine (fetch async, evaluate on a blocking thread)
+//!  POST /api/v1/admin/flush ──► admin: cut the whole head into blocks, upload, answer
 //!  /metrics /-/healthy /-/ready ──► ops
 //!  every error ──► error::ApiError (one kind → status mapping, Prometheus JSON body)
 //! ```
 
+mod admin;
 mod body;
 mod config;
 mod error;
@@ -51,9 +53,19 @@ pub const TENANT_HEADER: &str = "x-scope-orgid";
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// Block storage as the server uses it: the bucket (queries, uploads) and when to cut.
+#[derive(Debug, Clone)]
+pub struct Blocks {
+    pub bucket: Arc<strata_block::Bucket>,
+    pub policy: strata_tsdb::CutPolicy,
+    /// Request counters of the bucket's store, when it is metered.
+    pub store_stats: Option<Arc<strata_block::StoreStats>>,
+}
+
 #[derive(Debug)]
 struct Inner {
     tsdb: Arc<OnceLock<Arc<Tsdb>>>,
+    blocks: Arc<OnceLock<Blocks>>,
     config: ServerConfig,
     limiter: RateLimiter,
     metrics: Metrics,
@@ -66,9 +78,11 @@ impl AppState {
     pub fn new(config: ServerConfig) -> Result<Self, ApiError> {
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
+        let blocks = Arc::new(OnceLock::new());
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
-            metrics: Metrics::new(tsdb.clone()),
+            metrics: Metrics::new(tsdb.clone(), blocks.clone()),
+            blocks,
             engine: config.engine_options(),
             tsdb,
             config,
@@ -78,6 +92,16 @@ impl AppState {
     /// Marks the server ready with storage whose WAL replay has finished.
     pub fn set_ready(&self, tsdb: Arc<Tsdb>) {
         let _ = self.0.tsdb.set(tsdb);
+    }
+
+    /// Enables block storage: queries read the bucket too, and `/api/v1/admin/flush`
+    /// cuts into it. Set before [`AppState::set_ready`].
+    pub fn set_blocks(&self, blocks: Blocks) {
+        let _ = self.0.blocks.set(blocks);
+    }
+
+    fn blocks(&self) -> Option<&Blocks> {
+        self.0.blocks.get()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -120,7 +144,10 @@ impl AppState {
 
     /// The read side for one tenant.
     fn querier(&self, tenant: &TenantId) -> ApiResult<Arc<dyn strata_model::Querier>> {
-        Ok(Arc::new(self.tsdb()?.querier(tenant)))
+        let db = self.tsdb()?;
+        let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_floor());
+        let blocks = self.blocks().map(|b| b.bucket.querier(tenant.clone()));
+        Ok(Arc::new(strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks)))
     }
 }
 
@@ -138,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
+        .route("/api/v1/admin/flush", post(admin::flush))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready))

@@ -1,7 +1,7 @@
 //! Strata's own metrics, served at `/metrics` in Prometheus text format. Names are
 //! the constants below; counters get `_total` appended on exposition.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -43,7 +43,7 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new(tsdb: Arc<OnceLock<Arc<Tsdb>>>) -> Self {
+    pub(crate) fn new(tsdb: Arc<OnceLock<Arc<Tsdb>>>, blocks: Arc<OnceLock<crate::Blocks>>) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
             samples_received: Family::default(),
@@ -80,7 +80,7 @@ impl Metrics {
             "HTTP request latency by handler and status code",
             m.request_duration.clone(),
         );
-        registry.register_collector(Box::new(TsdbCollector { tsdb }));
+        registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
         Metrics { registry, ..m }
     }
 
@@ -96,6 +96,7 @@ impl Metrics {
 #[derive(Debug)]
 struct TsdbCollector {
     tsdb: Arc<OnceLock<Arc<Tsdb>>>,
+    blocks: Arc<OnceLock<crate::Blocks>>,
 }
 
 fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -144,6 +145,45 @@ impl prometheus_client::collector::Collector for TsdbCollector {
             "Exact re-sends of stored samples, ignored",
             i.duplicates_ignored.load(Ordering::Relaxed),
         )?;
+        counter(
+            &mut enc,
+            "strata_head_samples_rejected_too_old",
+            "Samples refused because their range was already cut into a block",
+            i.rejected_too_old.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_blocks_uploaded",
+            "Blocks cut from the head and uploaded by the background flusher",
+            i.blocks_uploaded.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "strata_block_flush_failures",
+            "Failed attempts to cut and upload blocks (each is retried)",
+            i.flush_failures.load(Ordering::Relaxed),
+        )?;
+        if let Some(b) = self.blocks.get() {
+            if let Some(s) = &b.store_stats {
+                let c: [(&str, &str, &AtomicU64); 5] = [
+                    ("strata_objstore_get_requests", "Object store GET requests", &s.get_requests),
+                    ("strata_objstore_get_bytes", "Bytes read from the object store", &s.get_bytes),
+                    ("strata_objstore_put_requests", "Object store PUT requests", &s.put_requests),
+                    ("strata_objstore_put_bytes", "Bytes written to the object store", &s.put_bytes),
+                    ("strata_objstore_list_requests", "Object store LIST requests", &s.list_requests),
+                ];
+                for (name, help, v) in c {
+                    counter(&mut enc, name, help, v.load(Ordering::Relaxed))?;
+                }
+            }
+            let mut me = enc.encode_descriptor(
+                "strata_block_index_cache_bytes",
+                "Memory held by cached block indexes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(b.bucket.cached_index_bytes() as i64).encode(me.encode_family(&[("cache", "index")])?)?;
+        }
         counter(
             &mut enc,
             "strata_head_series_created",

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  strata serve ─► Config (YAML + flags) ─► tracing ─► bind listener (healthy, not ready)
+//!               ─► object store (Thanos objstore config) ─► Bucket (listing, index cache)
 //!               ─► Tsdb::open (WAL replay, off the I/O threads) ─► AppState::set_ready
+//!               ─► background: flusher (cut + upload + WAL truncation), compactor
 //!               ─► serve until SIGTERM/SIGINT ─► drain requests ─► WAL flushed and fsynced
 //! ```
 
@@ -13,11 +15,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata_server::{AppState, router};
-use strata_tsdb::Tsdb;
+use strata_block::{Bucket, BucketOptions, MeteredStore};
+use strata_server::{AppState, Blocks, router};
+use strata_tsdb::{CutPolicy, Tsdb, run_flusher};
 use tracing_subscriber::EnvFilter;
 
 use config::{Config, LogFormat};
+
+/// How often the background flusher checks whether a head range is due for cutting.
+const FLUSH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Long-term storage for Prometheus metrics.
 #[derive(Debug, Parser)]
@@ -84,6 +90,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "listening");
 
+    let store = Arc::new(MeteredStore::new(cfg.objstore().build().context("object storage")?));
+    let store_stats = store.stats().clone();
+    let bucket = Bucket::new(
+        store,
+        BucketOptions { index_cache_bytes: cfg.blocks.index_cache_bytes, list_ttl: cfg.blocks.list_interval },
+    );
+    let policy = CutPolicy {
+        range_ms: cfg.blocks.block_range.as_millis() as i64,
+        grace_ms: cfg.blocks.grace_period.as_millis() as i64,
+    };
+    state.set_blocks(Blocks { bucket: bucket.clone(), policy, store_stats: Some(store_stats) });
+
     let app = router(state.clone());
     let server =
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
@@ -99,7 +117,31 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, series, "wal replayed; ready");
     state.set_ready(tsdb.clone());
 
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let on_upload = {
+        let bucket = bucket.clone();
+        move |metas: &[strata_block::BlockMeta]| {
+            for m in metas {
+                if let Ok(t) = strata_model::TenantId::new(&m.tenant) {
+                    bucket.invalidate(&t);
+                }
+            }
+        }
+    };
+    let flusher = tokio::spawn(run_flusher(
+        tsdb.clone(),
+        bucket.store().clone(),
+        policy,
+        FLUSH_CHECK_INTERVAL,
+        stopped.clone(),
+        on_upload,
+    ));
+
     server.await?.context("http server")?;
+    let _ = stop.send(true);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), flusher).await.is_err() {
+        tracing::warn!("block upload still running at shutdown; it resumes from the WAL at the next start");
+    }
     tracing::info!("shutting down: flushing the write-ahead log");
     drop(state);
     // The last handle closes the WAL writer, which fsyncs before exiting.

@@ -38,6 +38,10 @@ pub struct IngestStats {
     pub rejected_out_of_order: AtomicU64,
     pub rejected_duplicate: AtomicU64,
     pub rejected_too_old: AtomicU64,
+    /// Blocks cut and uploaded by the background flusher.
+    pub blocks_uploaded: AtomicU64,
+    /// Failed background flush attempts (each is retried).
+    pub flush_failures: AtomicU64,
     pub series_created: AtomicU64,
     pub replayed_records: AtomicU64,
 }

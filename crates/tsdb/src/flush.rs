@@ -42,6 +42,46 @@ impl Default for CutPolicy {
 
 const CUTS_FILE: &str = "cuts.json";
 
+/// Cuts due ranges in the background until `shutdown` turns true: every `interval`,
+/// and after a failure again with exponential backoff (1 s doubling to 2 min) while
+/// ingestion goes on. Data is never dropped: a failed cut leaves it in head and WAL.
+pub async fn run_flusher(
+    db: Arc<Tsdb>,
+    store: Arc<dyn ObjectStore>,
+    policy: CutPolicy,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    on_upload: impl Fn(&[BlockMeta]) + Send,
+) {
+    let mut backoff = std::time::Duration::from_secs(1);
+    let mut wait = interval;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match db.flush(&store, policy, false).await {
+            Ok(metas) => {
+                if !metas.is_empty() {
+                    on_upload(&metas);
+                }
+                db.ingest_stats().blocks_uploaded.fetch_add(metas.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                backoff = std::time::Duration::from_secs(1);
+                wait = interval;
+            }
+            Err(e) => {
+                db.ingest_stats().flush_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in = ?backoff, "cutting blocks failed; data stays in the head and WAL");
+                wait = backoff;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(120));
+            }
+        }
+    }
+}
+
 impl Tsdb {
     /// Cuts every range that is due (or, with `everything`, all the heads hold),
     /// uploads the blocks, truncates the heads and then the WAL. Returns the metas

@@ -137,6 +137,11 @@ impl Head {
         &self.tenant
     }
 
+    /// Samples older than this were cut into blocks (`i64::MIN` before the first cut).
+    pub fn cut_floor(&self) -> i64 {
+        self.inner.read().cut_floor
+    }
+
     /// Metadata per metric family, sorted by family name.
     pub fn metadata(&self) -> BTreeMap<String, Metadata> {
         self.inner.read().metadata.clone()
