@@ -65,13 +65,16 @@ struct IndexCache {
     tick: u64,
 }
 
+/// A tenant's block listing and when it was taken.
+type Listing = (Instant, Arc<Vec<BlockInfo>>);
+
 /// Shared handle on the bucket.
 #[derive(Debug)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     opts: BucketOptions,
     metas: Mutex<HashMap<Ulid, BlockMeta>>,
-    listings: Mutex<HashMap<TenantId, (Instant, Arc<Vec<BlockInfo>>)>>,
+    listings: Mutex<HashMap<TenantId, Listing>>,
     indexes: Mutex<IndexCache>,
 }
 
@@ -143,10 +146,10 @@ impl Bucket {
     /// Reused for [`BucketOptions::list_ttl`]. Blocks whose `meta.json` cannot be
     /// read are logged and left out.
     pub async fn blocks(&self, tenant: &TenantId) -> Result<Arc<Vec<BlockInfo>>> {
-        if let Some((at, l)) = self.listings.lock().get(tenant) {
-            if at.elapsed() < self.opts.list_ttl {
-                return Ok(l.clone());
-            }
+        if let Some((at, l)) = self.listings.lock().get(tenant)
+            && at.elapsed() < self.opts.list_ttl
+        {
+            return Ok(l.clone());
         }
         let mut out = Vec::new();
         for scan in self.scan(tenant).await? {

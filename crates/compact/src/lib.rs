@@ -1,0 +1,47 @@
+//! The compactor: keeps a bucket of blocks few, large and within retention, as
+//! Thanos's compactor does.
+//!
+//! Blocks are immutable; every change is a new block or a new marker, so readers
+//! listing the bucket at any moment see complete data (possibly twice, which they
+//! deduplicate), never a gap.
+//!
+//! ```text
+//!   Bucket::tenants ─► per tenant, each pass:
+//!     retention: max_time <= now - retention ─────────────────► deletion-mark.json
+//!     compaction, until the planner has nothing left:
+//!       Bucket::blocks ─► live (unmarked) metas ─► planner (pure)
+//!         ─► groups: vertical (overlaps) first, then horizontal (aligned windows)
+//!         ─► merge: read_block each ─► merge_series ─► BlockBuilder ─► upload
+//!              ─► deletion-mark.json on every input
+//!              └► unreadable input ─► no-compact-mark.json, plan again without it
+//!     gc: deletion mark older than deletion_delay ─► delete_block
+//!         no meta.json, newest file older than max(deletion_delay, 1h) ─► delete_block
+//!   CompactorStats (atomics) ─► /metrics
+//! ```
+
+mod compactor;
+mod error;
+mod gc;
+mod merge;
+mod planner;
+mod retention;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use compactor::{Compactor, CompactorOptions, Report, RetentionFn};
+pub use error::{Error, Result};
+pub use gc::{GcReport, MIN_INCOMPLETE_AGE, collect_garbage};
+pub use merge::{GroupOutcome, compact_group};
+pub use planner::{DEFAULT_RANGES, Group, GroupKind, plan};
+pub use retention::{RETENTION_REASON, apply_retention};
+pub use stats::{CompactorStats, Metric, metric_names};
+
+/// Wall-clock time in Unix milliseconds.
+pub(crate) fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
