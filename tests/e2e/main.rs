@@ -9,4 +9,5 @@ mod differential;
 mod prometheus;
 mod query_api;
 mod read_api;
+mod s3;
 mod write_v2;

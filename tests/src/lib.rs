@@ -339,3 +339,63 @@ impl Drop for PrometheusProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A SeaweedFS `weed mini` S3 server on loopback ports, started and stopped with
+/// `scripts/weed-mini.sh` (which sets every port flag). Stopped when dropped.
+#[derive(Debug)]
+pub struct WeedS3 {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub base: u16,
+}
+
+impl WeedS3 {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/weed-mini.sh")
+    }
+
+    /// Starts (or restarts, with `base` from an earlier start) the server. `Ok(None)`
+    /// with the reason printed when no `weed` binary is installed.
+    pub fn start(dir: &Path, base: Option<u16>) -> Result<Option<WeedS3>> {
+        let mut cmd = Command::new("bash");
+        cmd.arg(Self::script()).arg("start").arg(dir);
+        if let Some(b) = base {
+            cmd.env("WEED_PORT_BASE", b.to_string());
+        }
+        let out = cmd.output().context("run weed-mini.sh")?;
+        if out.status.code() == Some(77) {
+            eprintln!("skipping: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return Ok(None);
+        }
+        if !out.status.success() {
+            bail!("weed-mini.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let port = stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("S3_PORT="))
+            .context("no S3_PORT in weed-mini.sh output")?
+            .parse()?;
+        let ports = std::fs::read_to_string(dir.join("weed.ports"))?;
+        let base = ports.split_whitespace().next().context("weed.ports")?.parse()?;
+        Ok(Some(WeedS3 { dir: dir.to_path_buf(), port, base }))
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash").arg(Self::script()).arg("stop").arg(&self.dir).status();
+    }
+
+    /// A Thanos-shaped objstore file for this server.
+    pub fn objstore_yaml(&self) -> String {
+        format!(
+            "type: S3\nconfig:\n  bucket: strata\n  endpoint: 127.0.0.1:{}\n  region: us-east-1\n  access_key: strata\n  secret_key: strata-secret\n  insecure: true\n  request_timeout: 5s\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for WeedS3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
