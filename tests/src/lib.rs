@@ -59,7 +59,7 @@ impl Sandbox {
             let store = Arc::new(MeteredStore::new(b.build().expect("object store")));
             let store_stats = Some(store.stats().clone());
             let bucket = Bucket::new(store, BucketOptions::default());
-            state.set_blocks(Blocks { bucket, policy: CutPolicy::default(), store_stats });
+            state.set_blocks(Blocks { bucket, policy: CutPolicy::default(), store_stats, extra_metrics: None });
         }
         let tsdb = Tsdb::open(&dir, opts).expect("open tsdb");
         state.set_ready(Arc::new(tsdb));

@@ -54,12 +54,23 @@ pub const TENANT_HEADER: &str = "x-scope-orgid";
 pub struct AppState(Arc<Inner>);
 
 /// Block storage as the server uses it: the bucket (queries, uploads) and when to cut.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Blocks {
     pub bucket: Arc<strata_block::Bucket>,
     pub policy: strata_tsdb::CutPolicy,
     /// Request counters of the bucket's store, when it is metered.
     pub store_stats: Option<Arc<strata_block::StoreStats>>,
+    /// Further figures for `/metrics` (the compactor's, when it runs in this process).
+    pub extra_metrics: Option<ExtraMetrics>,
+}
+
+/// A source of `(name, help, is_counter, value)` figures rendered on `/metrics`.
+pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(&'static str, &'static str, bool, f64)> + Send + Sync>;
+
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocks").field("bucket", &self.bucket).field("policy", &self.policy).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

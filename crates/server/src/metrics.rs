@@ -183,6 +183,23 @@ impl prometheus_client::collector::Collector for TsdbCollector {
                 MetricType::Gauge,
             )?;
             ConstGauge::new(b.bucket.cached_index_bytes() as i64).encode(me.encode_family(&[("cache", "index")])?)?;
+            drop(me);
+            if let Some(extra) = &b.extra_metrics {
+                for (name, help, is_counter, v) in extra() {
+                    if is_counter {
+                        // The text encoder appends `_total` to counters itself.
+                        let name = name.strip_suffix("_total").unwrap_or(name);
+                        ConstCounter::new(v as u64).encode(enc.encode_descriptor(
+                            name,
+                            help,
+                            None,
+                            MetricType::Counter,
+                        )?)?;
+                    } else {
+                        ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+                    }
+                }
+            }
         }
         counter(
             &mut enc,

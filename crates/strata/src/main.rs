@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_block::{Bucket, BucketOptions, MeteredStore};
+use strata_compact::{Compactor, CompactorOptions};
 use strata_server::{AppState, Blocks, router};
 use strata_tsdb::{CutPolicy, Tsdb, run_flusher};
 use tracing_subscriber::EnvFilter;
@@ -100,7 +101,23 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         range_ms: cfg.blocks.block_range.as_millis() as i64,
         grace_ms: cfg.blocks.grace_period.as_millis() as i64,
     };
-    state.set_blocks(Blocks { bucket: bucket.clone(), policy, store_stats: Some(store_stats) });
+    let compactor = if cfg.compactor.enabled {
+        let retention_cfg = cfg.clone();
+        let opts = CompactorOptions {
+            ranges: CompactorOptions::ranges_from(&cfg.compactor.ranges),
+            deletion_delay: cfg.compactor.deletion_delay,
+            retention: Arc::new(move |t: &strata_model::TenantId| retention_cfg.raw_retention(t.as_str())),
+        };
+        Some(Compactor::new(bucket.clone(), opts).context("compactor")?)
+    } else {
+        None
+    };
+    let extra_metrics: Option<strata_server::ExtraMetrics> = compactor.as_ref().map(|c| {
+        let stats = c.stats();
+        Arc::new(move || stats.metrics().into_iter().map(|m| (m.name, m.help, m.counter, m.value)).collect())
+            as strata_server::ExtraMetrics
+    });
+    state.set_blocks(Blocks { bucket: bucket.clone(), policy, store_stats: Some(store_stats), extra_metrics });
 
     let app = router(state.clone());
     let server =
@@ -137,8 +154,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         on_upload,
     ));
 
+    let compacting = compactor.map(|c| tokio::spawn(c.run(cfg.compactor.interval, stopped.clone())));
+
     server.await?.context("http server")?;
     let _ = stop.send(true);
+    if let Some(c) = compacting
+        && tokio::time::timeout(std::time::Duration::from_secs(30), c).await.is_err()
+    {
+        tracing::warn!("compaction still running at shutdown; the next pass redoes it");
+    }
     if tokio::time::timeout(std::time::Duration::from_secs(30), flusher).await.is_err() {
         tracing::warn!("block upload still running at shutdown; it resumes from the WAL at the next start");
     }
