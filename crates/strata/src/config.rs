@@ -281,6 +281,10 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.wal.fsync, FsyncMode::PerRequest);
         assert_eq!(c.server.default_tenant, "anonymous");
+        assert_eq!(c.objstore(), Config::default().objstore());
+        assert_eq!(c.blocks.block_range, BlocksConfig::default().block_range);
+        assert_eq!(c.compactor.ranges, CompactorConfig::default().ranges);
+        assert_eq!(c.retention.raw, RetentionConfig::default().raw);
     }
 
     #[test]

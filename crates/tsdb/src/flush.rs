@@ -94,15 +94,16 @@ impl Tsdb {
     ) -> Result<Vec<BlockMeta>> {
         let _one_at_a_time = self.flush_lock.lock().await;
         let mut metas = Vec::new();
+        let mut cut_any = false;
         for tenant in self.tenants() {
             let Some(head) = self.head(&tenant) else { continue };
-            while let Some(before) = next_cut(&head, policy, everything) {
+            while let Some((before, floor)) = next_cut(&head, policy, everything) {
                 // Seal the WAL segment under the same lock as the snapshot: every sample
                 // the snapshot takes is in a segment up to the sealed one, and every
                 // sample appended later is in a newer one.
                 let (cut, rotated) = {
                     let mut g = head.inner.write();
-                    (g.cut_snapshot(before), self.wal_handle().request_rotate())
+                    (g.cut_snapshot(before, floor), self.wal_handle().request_rotate())
                 };
                 let sealed = rotated
                     .await
@@ -137,6 +138,7 @@ impl Tsdb {
                     metas.push(block.meta);
                 }
                 let removed = head.inner.write().truncate(&cut);
+                cut_any = true;
                 self.cuts.lock().entry(tenant.as_str().to_string()).or_default().record(before, sealed);
                 self.save_cuts()?;
                 if removed == 0 {
@@ -145,8 +147,17 @@ impl Tsdb {
                 }
             }
         }
-        self.truncate_wal().await?;
+        if cut_any || self.wal_needs_truncation() {
+            self.truncate_wal().await?;
+        }
         Ok(metas)
+    }
+
+    /// Whether replay left segments holding only uploaded samples (after a restart).
+    fn wal_needs_truncation(&self) -> bool {
+        self.cuts.lock().values().any(|c| !c.segments.is_empty())
+            && self.wal_stats().segments.load(std::sync::atomic::Ordering::Relaxed) > 1
+            && !self.wal_truncated_once.swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Seals the active segment and drops the segments the heads no longer need.
@@ -220,8 +231,12 @@ pub(crate) fn load_cuts(dir: &Path) -> Result<BTreeMap<String, TenantCuts>> {
     }
 }
 
-/// The end of the oldest range to cut now, if any.
-fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<i64> {
+/// The end of the oldest range to cut now, if any, and the floor to raise to.
+///
+/// A flush of everything cuts the newest range before it is complete; its floor
+/// stays at that range's start, so samples still arriving for it (other series a
+/// few seconds behind) are accepted and go into a later, overlapping block.
+fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<(i64, i64)> {
     let g = head.inner.read();
     if g.min_t == i64::MAX || g.samples == 0 {
         return None;
@@ -229,9 +244,11 @@ fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<i64> {
     let r = policy.range_ms.max(1);
     let end = (g.min_t.div_euclid(r) + 1).saturating_mul(r);
     if everything {
-        return Some(end.min(g.max_t.saturating_add(1)));
+        let before = end.min(g.max_t.saturating_add(1));
+        let open_range_start = g.max_t.div_euclid(r).saturating_mul(r);
+        return Some((before, before.min(open_range_start)));
     }
-    (g.max_t >= end.saturating_add(policy.grace_ms)).then_some(end)
+    (g.max_t >= end.saturating_add(policy.grace_ms)).then_some((end, end))
 }
 
 /// Series and metadata records of every head, for a WAL checkpoint.
@@ -391,5 +408,28 @@ mod tests {
         let got = everything(&bucket.querier(tenant.clone())).await;
         let i0 = got.iter().find(|s| s.labels.get("instance") == Some("i0")).unwrap();
         assert!(i0.samples.contains(&Sample::new(H + 30_000, 7.0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_of_everything_keeps_accepting_the_open_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let db = Tsdb::open(&dir.path().join("data"), opts(0)).unwrap();
+        write(&db, &tenant, 0, 3 * H, 60_000).await;
+        let metas = db.flush(&store, CutPolicy::default(), true).await.unwrap();
+        assert_eq!(metas.len(), 2);
+        // A series a few seconds behind the newest sample is still in the open range [2h, 4h).
+        let labels = [("__name__", "m"), ("instance", "late")];
+        let (o, c) = db
+            .append(&tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(3 * H - 5_000, 1.0)] }], &[])
+            .unwrap();
+        c.wait().await.unwrap();
+        assert_eq!(o.accepted, 1, "{:?}", o.rejected);
+        // The closed range [0, 2h) is refused.
+        let (o, c) =
+            db.append(&tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(H, 1.0)] }], &[]).unwrap();
+        c.wait().await.unwrap();
+        assert_eq!(o.rejected[&RejectReason::TooOld].0, 1);
     }
 }

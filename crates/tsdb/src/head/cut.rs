@@ -44,9 +44,10 @@ impl CutSeries {
 
 impl HeadInner {
     /// Snapshots every sample older than `before` and raises the floor below which
-    /// new samples are refused (unless the out-of-order window admits them).
-    pub(crate) fn cut_snapshot(&mut self, before: i64) -> Vec<CutSeries> {
-        self.cut_floor = self.cut_floor.max(before);
+    /// new samples are refused (unless the out-of-order window admits them) to
+    /// `floor` (at most `before`).
+    pub(crate) fn cut_snapshot(&mut self, before: i64, floor: i64) -> Vec<CutSeries> {
+        self.cut_floor = self.cut_floor.max(floor.min(before));
         let mut out = Vec::new();
         for (id, s) in self.series.iter().enumerate() {
             if s.first_t >= before {
