@@ -176,14 +176,12 @@ impl prometheus_client::collector::Collector for TsdbCollector {
                     counter(&mut enc, name, help, v.load(Ordering::Relaxed))?;
                 }
             }
-            let mut me = enc.encode_descriptor(
+            ConstGauge::new(b.bucket.cached_index_bytes() as i64).encode(enc.encode_descriptor(
                 "strata_block_index_cache_bytes",
                 "Memory held by cached block indexes",
                 None,
                 MetricType::Gauge,
-            )?;
-            ConstGauge::new(b.bucket.cached_index_bytes() as i64).encode(me.encode_family(&[("cache", "index")])?)?;
-            drop(me);
+            )?)?;
             if let Some(extra) = &b.extra_metrics {
                 for (name, help, is_counter, v) in extra() {
                     if is_counter {

@@ -74,10 +74,11 @@ impl HeadInner {
                 if chunk.max_t <= upto {
                     removed += XorIter::new(&chunk.data).map_or(0, |it| u64::from(it.declared_len()));
                 } else if chunk.min_t <= upto {
-                    let (rest, n) = reencode(&chunk.data, upto);
+                    let (app, min_t, n) = keep_after(&chunk.data, upto);
                     removed += n;
-                    if let Some((min_t, max_t, data)) = rest {
-                        kept_closed.push(ClosedChunk { min_t, max_t, data });
+                    if !app.is_empty() {
+                        let max_t = app.last_t();
+                        kept_closed.push(ClosedChunk { min_t, max_t, data: app.finish().into() });
                     }
                 } else {
                     kept_closed.push(chunk);
@@ -85,18 +86,8 @@ impl HeadInner {
             }
             s.closed = kept_closed;
             if !s.open.is_empty() && s.open_min_t <= upto {
-                let samples: Vec<Sample> =
-                    XorIter::new(s.open.bytes()).map(|it| it.map_while(Result::ok).collect()).unwrap_or_default();
-                let mut app = XorAppender::new();
-                let mut min_t = i64::MAX;
-                for x in &samples {
-                    if x.t > upto {
-                        min_t = min_t.min(x.t);
-                        app.append(x.t, x.v);
-                    } else {
-                        removed += 1;
-                    }
-                }
+                let (app, min_t, n) = keep_after(s.open.bytes(), upto);
+                removed += n;
                 s.open = app;
                 s.open_min_t = min_t;
             }
@@ -121,23 +112,21 @@ impl HeadInner {
     }
 }
 
-/// Re-encodes the samples of `chunk` newer than `upto`: (kept chunk, removed count).
-fn reencode(chunk: &[u8], upto: i64) -> (Option<(i64, i64, Arc<[u8]>)>, u64) {
-    let samples: Vec<Sample> = XorIter::new(chunk).map(|it| it.map_while(Result::ok).collect()).unwrap_or_default();
+/// The samples of `chunk` newer than `upto`, re-encoded: (appender, its first
+/// timestamp or `i64::MAX`, samples dropped).
+fn keep_after(chunk: &[u8], upto: i64) -> (XorAppender, i64, u64) {
     let mut app = XorAppender::new();
     let mut removed = 0;
     let mut min_t = i64::MAX;
-    for x in &samples {
-        if x.t > upto {
-            min_t = min_t.min(x.t);
-            app.append(x.t, x.v);
-        } else {
-            removed += 1;
+    if let Ok(it) = XorIter::new(chunk) {
+        for x in it.map_while(Result::ok) {
+            if x.t > upto {
+                min_t = min_t.min(x.t);
+                app.append(x.t, x.v);
+            } else {
+                removed += 1;
+            }
         }
     }
-    if app.is_empty() {
-        return (None, removed);
-    }
-    let max_t = app.last_t();
-    (Some((min_t, max_t, app.finish().into())), removed)
+    (app, min_t, removed)
 }
