@@ -187,6 +187,9 @@ impl Compactor {
             tokio::select! {
                 r = self.run_once() => match r {
                     Ok(report) if report.failures > 0 => tracing::warn!(%report, "compactor pass had failures"),
+                    Ok(report) if report == (Report { tenants: report.tenants, ..Report::default() }) => {
+                        tracing::debug!(tenants = report.tenants, "compactor pass: nothing to do");
+                    }
                     Ok(report) => tracing::info!(%report, "compactor pass done"),
                     Err(e) => tracing::error!(error = %e, "compactor pass failed"),
                 },

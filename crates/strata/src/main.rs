@@ -8,7 +8,9 @@
 //!               ─► serve until SIGTERM/SIGINT ─► drain requests ─► WAL flushed and fsynced
 //! ```
 
+mod compact;
 mod config;
+mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ struct Cli {
 enum Command {
     /// Receive remote write, keep it durable, and answer queries.
     Serve(ServeArgs),
+    /// Compact, expire and garbage-collect the blocks in object storage (alone, without serving).
+    Compact(compact::CompactArgs),
+    /// Offline tools: list, inspect and verify the blocks in object storage.
+    Tools(tools::ToolsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +76,12 @@ fn main() -> anyhow::Result<()> {
             init_tracing(&cfg)?;
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
         }
+        Command::Compact(args) => {
+            let cfg = args.store.load()?;
+            init_tracing(&cfg)?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(compact::run(cfg, args.once))
+        }
+        Command::Tools(args) => tools::run(args),
     }
 }
 
