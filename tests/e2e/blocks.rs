@@ -9,7 +9,16 @@ use strata_block::ObjStoreConfig;
 use strata_proto::prometheus as pb;
 use strata_tests::*;
 
-const BASE: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 7_200_000;
+/// A 2h boundary a day ago: recent enough that the default 30-day retention of the
+/// compactor running inside `serve` keeps it.
+fn base() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let day_ago = now - 24 * 3_600_000;
+        day_ago - day_ago % 7_200_000
+    })
+}
 const STEP: i64 = 15_000;
 const N: i64 = 3 * 240; // 3 hours at 15 s
 
@@ -27,10 +36,10 @@ pub(crate) fn workload() -> pb::WriteRequest {
             x ^= x << 17;
             let jitter = if k % 10 == 3 { (x % 5) as i64 } else { 0 };
             let v = if kind == 0 { (k as f64) * 0.25 + i as f64 } else { (x >> 11) as f64 / (1u64 << 53) as f64 * 4.0 };
-            samples.push((BASE + k * STEP + jitter, v));
+            samples.push((base() + k * STEP + jitter, v));
         }
         if i == 5 {
-            samples.push((BASE + N * STEP, strata_model::stale_nan()));
+            samples.push((base() + N * STEP, strata_model::stale_nan()));
         }
         timeseries.push(series(&[("__name__", name), ("instance", &inst), ("job", "node")], &samples));
     }
@@ -48,8 +57,8 @@ async fn get(sb: &Sandbox, path: &str, q: &[(&str, String)]) -> String {
 
 /// The answers a user would see, as raw response bodies.
 async fn answers(sb: &Sandbox) -> BTreeMap<String, String> {
-    let end = BASE + N * STEP;
-    let (s, e) = ((BASE / 1000).to_string(), (end / 1000).to_string());
+    let end = base() + N * STEP;
+    let (s, e) = ((base() / 1000).to_string(), (end / 1000).to_string());
     let mut out = BTreeMap::new();
     for (name, q) in [
         ("rate", "sum by (instance) (rate(node_cpu_seconds_total[5m]))"),
@@ -71,8 +80,8 @@ async fn answers(sb: &Sandbox) -> BTreeMap<String, String> {
     out.insert("series".into(), get(sb, "/api/v1/series", &q).await);
     out.insert("labels".into(), get(sb, "/api/v1/labels", &range).await);
     out.insert("values".into(), get(sb, "/api/v1/label/instance/values", &range).await);
-    let base = format!("http://{}", sb.addr);
-    let rr = remote_read(&sb.client, &base, all_series(), BASE, end + 1, None).await.unwrap();
+    let url = format!("http://{}", sb.addr);
+    let rr = remote_read(&sb.client, &url, all_series(), base(), end + 1, None).await.unwrap();
     out.insert("remote read".into(), format!("{}", rr.iter().map(|s| s.samples.len()).sum::<usize>()));
     out.insert("remote read bits".into(), bits(&rr));
     out

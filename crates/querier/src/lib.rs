@@ -22,9 +22,9 @@ use strata_tsdb::HeadQuerier;
 #[derive(Debug, Clone)]
 pub struct TenantQuerier {
     head: HeadQuerier,
-    /// Every sample below this is in a block or in the head; at or above it only in
-    /// the head (`i64::MIN` when nothing was cut yet: blocks may still exist from
-    /// another process or an earlier data directory).
+    /// Samples at or after this are only in the head (the end of the head's newest
+    /// cut; `i64::MIN` when nothing was cut yet: blocks may still exist from another
+    /// process or an earlier data directory).
     head_floor: i64,
     blocks: Option<BlockQuerier>,
 }

@@ -156,7 +156,7 @@ impl AppState {
     /// The read side for one tenant.
     fn querier(&self, tenant: &TenantId) -> ApiResult<Arc<dyn strata_model::Querier>> {
         let db = self.tsdb()?;
-        let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_floor());
+        let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
         let blocks = self.blocks().map(|b| b.bucket.querier(tenant.clone()));
         Ok(Arc::new(strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks)))
     }

@@ -288,6 +288,14 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_deployment_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/compose/strata.yaml");
+        let c = Config::from_yaml(&std::fs::read_to_string(path).unwrap()).expect("compose config parses");
+        assert_eq!(c.objstore().kind, strata_block::StoreKind::S3);
+        c.objstore().build().expect("compose objstore config builds");
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         assert!(Config::from_yaml("listen: a\nlisten_addr: b\n").is_err());
         assert!(Config::from_yaml("wal:\n  fsync: sometimes\n").is_err());

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata_block::{Bucket, BucketOptions, MeteredStore};
-use strata_compact::{Compactor, CompactorOptions};
+use strata_compact::Compactor;
 use strata_server::{AppState, Blocks, router};
 use strata_tsdb::{CutPolicy, Tsdb, run_flusher};
 use tracing_subscriber::EnvFilter;
@@ -114,12 +114,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         grace_ms: cfg.blocks.grace_period.as_millis() as i64,
     };
     let compactor = if cfg.compactor.enabled {
-        let retention_cfg = cfg.clone();
-        let opts = CompactorOptions {
-            ranges: CompactorOptions::ranges_from(&cfg.compactor.ranges),
-            deletion_delay: cfg.compactor.deletion_delay,
-            retention: Arc::new(move |t: &strata_model::TenantId| retention_cfg.raw_retention(t.as_str())),
-        };
+        let opts = compact::compactor_options(&cfg);
         Some(Compactor::new(bucket.clone(), opts).context("compactor")?)
     } else {
         None

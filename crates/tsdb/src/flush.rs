@@ -139,7 +139,7 @@ impl Tsdb {
                 }
                 let removed = head.inner.write().truncate(&cut);
                 cut_any = true;
-                self.cuts.lock().entry(tenant.as_str().to_string()).or_default().record(before, sealed);
+                self.cuts.lock().entry(tenant.as_str().to_string()).or_default().record(before, floor, sealed);
                 self.save_cuts()?;
                 if removed == 0 {
                     tracing::warn!(tenant = %tenant, before, "cut removed nothing from the head; stopping this flush");
@@ -206,11 +206,15 @@ pub(crate) struct TenantCuts {
     /// `(before, sealed)`: samples older than `before` in WAL segments up to `sealed`
     /// are in a block, so replay skips them.
     pub(crate) segments: Vec<(i64, u64)>,
+    /// The end of the newest cut: blocks hold nothing newer.
+    #[serde(default)]
+    pub(crate) cut_before: i64,
 }
 
 impl TenantCuts {
-    fn record(&mut self, before: i64, sealed: u64) {
-        self.floor = self.floor.max(before);
+    fn record(&mut self, before: i64, floor: i64, sealed: u64) {
+        self.floor = self.floor.max(floor.min(before));
+        self.cut_before = self.cut_before.max(before);
         self.segments.push((before, sealed));
     }
 
@@ -290,6 +294,7 @@ pub(crate) fn apply_cuts(db: &Tsdb, cuts: &BTreeMap<String, TenantCuts>) {
         let head = db.head_or_create(&t);
         let mut g = head.inner.write();
         g.cut_floor = g.cut_floor.max(c.floor);
+        g.cut_before = g.cut_before.max(c.cut_before.max(c.floor));
     }
 }
 

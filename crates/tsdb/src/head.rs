@@ -97,8 +97,11 @@ pub(crate) struct HeadInner {
     pub(crate) samples: u64,
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
-    /// Samples older than this belong to ranges already cut into blocks.
+    /// Samples older than this are refused unless the out-of-order window admits them.
     pub(crate) cut_floor: i64,
+    /// Blocks may hold samples older than this (the end of the newest cut); newer
+    /// samples are only in the head.
+    pub(crate) cut_before: i64,
 }
 
 /// One tenant's in-memory head.
@@ -128,6 +131,7 @@ impl Head {
                 min_t: i64::MAX,
                 max_t: i64::MIN,
                 cut_floor: i64::MIN,
+                cut_before: i64::MIN,
                 ..Default::default()
             }),
         }
@@ -137,9 +141,10 @@ impl Head {
         &self.tenant
     }
 
-    /// Samples older than this were cut into blocks (`i64::MIN` before the first cut).
-    pub fn cut_floor(&self) -> i64 {
-        self.inner.read().cut_floor
+    /// Samples at or after this time were never cut into blocks by this head
+    /// (`i64::MIN` before the first cut): queries of newer data need no bucket.
+    pub fn cut_before(&self) -> i64 {
+        self.inner.read().cut_before
     }
 
     /// Metadata per metric family, sorted by family name.

@@ -48,6 +48,7 @@ impl HeadInner {
     /// `floor` (at most `before`).
     pub(crate) fn cut_snapshot(&mut self, before: i64, floor: i64) -> Vec<CutSeries> {
         self.cut_floor = self.cut_floor.max(floor.min(before));
+        self.cut_before = self.cut_before.max(before);
         let mut out = Vec::new();
         for (id, s) in self.series.iter().enumerate() {
             if s.first_t >= before {
