@@ -251,6 +251,8 @@ impl Server {
 
     /// Asks the target to persist what it holds in memory.
     pub(crate) fn flush(&self, agent: &ureq::Agent) -> Result<Flush> {
+        // The request is sent by the call below, so the clock starts before it.
+        let t = Instant::now();
         let req = match self.kind {
             TargetKind::Strata => agent.post(format!("{}/api/v1/admin/flush", self.base)).send_empty(),
             TargetKind::VictoriaMetrics => agent.get(format!("{}/internal/force_flush", self.base)).call(),
@@ -258,7 +260,6 @@ impl Server {
                 return Ok(Flush::NotSupported("no flush API: the head stays in WAL + memory until compaction".into()));
             }
         };
-        let t = Instant::now();
         let mut resp = req.context("flush request")?;
         let status = resp.status().as_u16();
         if status == 404 || status == 405 {

@@ -53,6 +53,18 @@ pub(crate) fn encode_value(v: f64) -> Option<(i64, i8)> {
     None
 }
 
+/// The mantissa of `v` at exactly `scale`, if `mantissa / 10^scale` reproduces its
+/// bits (a series stores most samples at one common scale, so consecutive mantissas
+/// stay comparable and compress well).
+pub(crate) fn encode_at(v: f64, scale: i8) -> Option<i64> {
+    let p = POW10.get(usize::try_from(scale).ok()?)?;
+    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    let m = (v * p).round();
+    (m.abs() < MAX_MANTISSA && (m / p).to_bits() == v.to_bits()).then_some(m as i64)
+}
+
 /// The inverse of [`encode_value`]; `None` for a scale no writer produces.
 pub(crate) fn decode_value(mantissa: i64, scale: i8) -> Option<f64> {
     let p = POW10.get(usize::try_from(scale).ok()?)?;
