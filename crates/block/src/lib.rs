@@ -31,6 +31,6 @@ pub use meta::{
 pub use paths::{BlockFile, BlockPath};
 pub use read::{BlockIndex, IndexSeries, decode_block, read_block};
 pub use store::{MeteredStore, ObjStoreConfig, StoreKind, StoreSettings, StoreStats};
-pub use write::{BlockBuilder, BlockOrigin, EncodedBlock, upload};
+pub use write::{BlockBuilder, BlockData, BlockOrigin, EncodedBlock, upload};
 
 pub use object_store::ObjectStore;

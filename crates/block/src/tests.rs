@@ -48,7 +48,7 @@ proptest! {
         let block = build("t", &series);
         prop_assert_eq!(block.meta.stats.num_series, series.len() as u64);
         let path = BlockPath::new(TenantId::new("t").unwrap(), block.meta.ulid);
-        let back = decode_block(&path, block.series.clone(), block.samples.clone()).unwrap();
+        let back = decode_block(&path, block.series.clone(), block.samples.to_bytes().unwrap()).unwrap();
         prop_assert_eq!(bits(&back), bits(&series));
     }
 }

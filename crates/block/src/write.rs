@@ -27,12 +27,54 @@ const ROW_GROUP_ROWS: usize = 1024 * 1024;
 const PAGE_ROWS: usize = 8 * 1024;
 const ZSTD_LEVEL: i32 = 9;
 
-/// A block encoded in memory, ready to upload.
-#[derive(Debug, Clone)]
+/// A block encoded and ready to upload: the series table in memory, the samples
+/// in memory or spooled to a temporary file (deleted when this is dropped).
+#[derive(Debug)]
 pub struct EncodedBlock {
     pub meta: BlockMeta,
     pub series: Bytes,
-    pub samples: Bytes,
+    pub samples: BlockData,
+}
+
+/// Where an encoded file lives until it is uploaded.
+#[derive(Debug)]
+pub enum BlockData {
+    Memory(Bytes),
+    File(tempfile::TempPath),
+}
+
+impl BlockData {
+    /// The whole file in memory (tests, tools).
+    pub fn to_bytes(&self) -> Result<Bytes> {
+        match self {
+            BlockData::Memory(b) => Ok(b.clone()),
+            BlockData::File(p) => {
+                std::fs::read(p).map(Bytes::from).map_err(|e| Error::corrupt(p.display(), format!("read spool: {e}")))
+            }
+        }
+    }
+}
+
+/// Where `samples.parquet` is written while a block is built.
+enum Sink {
+    Memory(Vec<u8>),
+    File(std::io::BufWriter<tempfile::NamedTempFile>),
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Memory(v) => v.write(buf),
+            Sink::File(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Memory(_) => Ok(()),
+            Sink::File(f) => f.flush(),
+        }
+    }
 }
 
 /// How the new block came to be (goes into `meta.json`).
@@ -70,7 +112,7 @@ pub struct BlockBuilder {
     mant: Vec<i64>,
     scale: Vec<i8>,
     raw: Vec<Option<f64>>,
-    samples: ArrowWriter<Vec<u8>>,
+    samples: ArrowWriter<Sink>,
     rows: u64,
     min_t: i64,
     max_t: i64,
@@ -114,8 +156,22 @@ fn props(samples: bool) -> WriterProperties {
 }
 
 impl BlockBuilder {
+    /// A builder that keeps the whole block in memory.
     pub fn new(tenant: &str) -> Result<Self> {
-        let samples = ArrowWriter::try_new(Vec::new(), format::samples_schema(), Some(props(true)))
+        Self::with_sink(tenant, Sink::Memory(Vec::new()))
+    }
+
+    /// A builder that spools `samples.parquet` to a temporary file in `dir`, so a
+    /// large block costs little memory (the file is streamed by [`upload`]).
+    pub fn spooled(tenant: &str, dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::corrupt(dir.display(), format!("spool dir: {e}")))?;
+        let f = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::corrupt(dir.display(), format!("spool file: {e}")))?;
+        Self::with_sink(tenant, Sink::File(std::io::BufWriter::with_capacity(1 << 20, f)))
+    }
+
+    fn with_sink(tenant: &str, sink: Sink) -> Result<Self> {
+        let samples = ArrowWriter::try_new(sink, format::samples_schema(), Some(props(true)))
             .map_err(|e| Error::corrupt("new block", e))?;
         let names = MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
         Ok(BlockBuilder {
@@ -227,7 +283,18 @@ impl BlockBuilder {
             return Ok(None);
         }
         self.flush_batch()?;
-        let samples = self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        let (samples, samples_len) = match self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))? {
+            Sink::Memory(v) => {
+                let n = v.len() as u64;
+                (BlockData::Memory(v.into()), n)
+            }
+            Sink::File(f) => {
+                let f =
+                    f.into_inner().map_err(|e| Error::corrupt("new block", format!("spool flush: {}", e.error())))?;
+                let n = f.as_file().metadata().map_err(|e| Error::corrupt("new block", e))?.len();
+                (BlockData::File(f.into_temp_path()), n)
+            }
+        };
         let n = self.s_min.len();
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt32Array::from_iter_values(0..n as u32)),
@@ -257,14 +324,44 @@ impl BlockBuilder {
                 num_samples: self.rows,
                 files: vec![
                     FileStat { name: BlockFile::Series.name().into(), size_bytes: series.len() as u64 },
-                    FileStat { name: BlockFile::Samples.name().into(), size_bytes: samples.len() as u64 },
+                    FileStat { name: BlockFile::Samples.name().into(), size_bytes: samples_len },
                 ],
             },
             compaction: Compaction { level: origin.level, sources, parents: origin.parents },
             resolution: origin.resolution,
         };
-        Ok(Some(EncodedBlock { meta, series: series.into(), samples: samples.into() }))
+        Ok(Some(EncodedBlock { meta, series: series.into(), samples }))
     }
+}
+
+/// Part size of multipart uploads (S3 needs at least 5 MiB per part).
+const PART_BYTES: usize = 16 << 20;
+
+/// Streams a file to `key`: one PUT when small, a multipart upload otherwise, with
+/// at most two parts in flight (memory stays bounded whatever the file size).
+async fn upload_file(store: &dyn ObjectStore, key: &object_store::path::Path, file: &std::path::Path) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let io = |e: std::io::Error| Error::corrupt(file.display(), format!("read spool: {e}"));
+    let len = tokio::fs::metadata(file).await.map_err(io)?.len();
+    if len <= PART_BYTES as u64 {
+        let data = tokio::fs::read(file).await.map_err(io)?;
+        store.put(key, PutPayload::from(data)).await.map_err(|e| Error::store("put", key, e))?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(key).await.map_err(|e| Error::store("put", key, e))?;
+    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    let mut f = tokio::fs::File::open(file).await.map_err(io)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        w.wait_for_capacity(2).await.map_err(|e| Error::store("put", key, e))?;
+        w.write(&buf[..n]);
+    }
+    w.finish().await.map_err(|e| Error::store("put", key, e))?;
+    Ok(())
 }
 
 /// Uploads a block: data files first, `meta.json` last, so readers never see a
@@ -272,9 +369,14 @@ impl BlockBuilder {
 pub async fn upload(store: &dyn ObjectStore, block: &EncodedBlock) -> Result<BlockPath> {
     let tenant = strata_model::TenantId::new(&block.meta.tenant).map_err(|e| Error::corrupt(block.meta.ulid, e))?;
     let path = BlockPath::new(tenant, block.meta.ulid);
-    for (f, data) in [(BlockFile::Series, &block.series), (BlockFile::Samples, &block.samples)] {
-        let key = path.file(f);
-        store.put(&key, PutPayload::from_bytes(data.clone())).await.map_err(|e| Error::store("put", &key, e))?;
+    let key = path.file(BlockFile::Series);
+    store.put(&key, PutPayload::from_bytes(block.series.clone())).await.map_err(|e| Error::store("put", &key, e))?;
+    let key = path.file(BlockFile::Samples);
+    match &block.samples {
+        BlockData::Memory(b) => {
+            store.put(&key, PutPayload::from_bytes(b.clone())).await.map_err(|e| Error::store("put", &key, e))?;
+        }
+        BlockData::File(p) => upload_file(store, &key, p).await?,
     }
     let meta = serde_json::to_vec_pretty(&block.meta).expect("meta serializes");
     let key = path.file(BlockFile::Meta);

@@ -110,7 +110,7 @@ pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo]) -> Result<Grou
     let started = std::time::Instant::now();
     let t = tenant.clone();
     let encoded = tokio::task::spawn_blocking(move || {
-        let mut builder = BlockBuilder::new(t.as_str())?;
+        let mut builder = BlockBuilder::spooled(t.as_str(), &std::env::temp_dir())?;
         for s in strata_model::merge_series(sets) {
             builder.add_series(&s.labels, &s.samples)?;
         }

@@ -74,6 +74,8 @@ impl Tsdb {
             Some(heads.entry(id.clone()).or_insert_with(|| Arc::new(Head::new(id))).clone())
         };
         let cuts = crate::flush::load_cuts(dir)?;
+        // Blocks half-written when the process died: the WAL still holds their data.
+        let _ = std::fs::remove_dir_all(dir.join(crate::flush::SPOOL_DIR));
         let mut skipped_uploaded = 0u64;
         let wal = Wal::open(&dir.join("wal"), opts.wal.clone(), |seg, rec| {
             stats.replayed_records.fetch_add(1, Ordering::Relaxed);

@@ -42,6 +42,9 @@ impl Default for CutPolicy {
 
 const CUTS_FILE: &str = "cuts.json";
 
+/// Where blocks are written before upload (emptied at start-up).
+pub(crate) const SPOOL_DIR: &str = "spool";
+
 /// Cuts due ranges in the background until `shutdown` turns true: every `interval`,
 /// and after a failure again with exponential backoff (1 s doubling to 2 min) while
 /// ingestion goes on. Data is never dropped: a failed cut leaves it in head and WAL.
@@ -114,8 +117,9 @@ impl Tsdb {
                     break;
                 }
                 let t = tenant.as_str().to_string();
+                let spool = self.dir().join(SPOOL_DIR);
                 let (cut, block) = tokio::task::spawn_blocking(move || -> Result<_> {
-                    let mut b = BlockBuilder::new(&t)?;
+                    let mut b = BlockBuilder::spooled(&t, &spool)?;
                     for c in &cut {
                         b.add_series(&c.labels, &c.decode())?;
                     }
