@@ -296,6 +296,11 @@ impl BlockQuerier {
     }
 }
 
+/// Whether `range` (inclusive) covers every sample of the block.
+fn covers(range: TimeRange, meta: &BlockMeta) -> bool {
+    range.start <= meta.min_time && range.end >= meta.max_time - 1
+}
+
 fn model_err(e: Error) -> strata_model::Error {
     strata_model::Error::storage(e)
 }
@@ -320,6 +325,11 @@ impl Querier for BlockQuerier {
         let mut names = BTreeSet::new();
         for b in self.live(range).await.map_err(model_err)? {
             let ix = self.bucket.index(&b).await.map_err(model_err)?;
+            if matchers.is_empty() && covers(range, &b.meta) {
+                // Every series of the block is in range: the postings know every name.
+                names.extend(ix.label_names().into_iter().map(str::to_string));
+                continue;
+            }
             for i in ix.in_range(&ix.resolve(matchers), range) {
                 names.extend(ix.series[i as usize].labels.iter().map(|l| l.name.to_string()));
             }
@@ -336,6 +346,10 @@ impl Querier for BlockQuerier {
         let mut values = BTreeSet::new();
         for b in self.live(range).await.map_err(model_err)? {
             let ix = self.bucket.index(&b).await.map_err(model_err)?;
+            if matchers.is_empty() && covers(range, &b.meta) {
+                values.extend(ix.label_values(name).into_iter().map(str::to_string));
+                continue;
+            }
             for i in ix.in_range(&ix.resolve(matchers), range) {
                 if let Some(v) = ix.series[i as usize].labels.get(name) {
                     values.insert(v.to_string());

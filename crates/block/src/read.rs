@@ -131,6 +131,18 @@ impl BlockIndex {
         ids
     }
 
+    /// Every label name in the block, sorted.
+    pub fn label_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.postings.keys().map(|k| &**k).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every value of label `name` in the block.
+    pub fn label_values(&self, name: &str) -> Vec<&str> {
+        self.postings.get(name).map(|m| m.keys().map(|k| &**k).collect()).unwrap_or_default()
+    }
+
     /// Ids among `ids` whose samples overlap `range`.
     pub fn in_range(&self, ids: &RoaringBitmap, range: TimeRange) -> Vec<u32> {
         ids.iter().filter(|&i| range.overlaps(self.series[i as usize].min_t, self.series[i as usize].max_t)).collect()

@@ -116,4 +116,9 @@ async fn querier_reads_selected_series_by_byte_ranges() {
     assert_eq!(names, ["__name__", "instance", "job"]);
     let values = q.label_values("__name__", hints.range, &[]).await.unwrap();
     assert_eq!(values, ["node_cpu_seconds_total", "up"]);
+    // A range covering the whole block answers from the postings alone.
+    let all = strata_model::TimeRange::all();
+    assert_eq!(q.label_values("__name__", all, &[]).await.unwrap(), values);
+    assert_eq!(q.label_names(all, &[]).await.unwrap(), names);
+    assert_eq!(q.label_values("instance", all, &[]).await.unwrap().len(), 2_000);
 }
