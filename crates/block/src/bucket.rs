@@ -17,6 +17,7 @@ use ulid::Ulid;
 
 use crate::meta::{BlockMeta, DeletionMark, NoCompactMark};
 use crate::paths::{BlockFile, BlockPath};
+use crate::postings::Postings;
 use crate::read::BlockIndex;
 use crate::{Error, Result};
 
@@ -276,7 +277,7 @@ impl BlockQuerier {
 
     async fn select_block(&self, b: BlockInfo, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Series>> {
         let ix = self.bucket.index(&b).await?;
-        let ids = ix.in_range(&ix.resolve(matchers), hints.range);
+        let ids: Vec<u32> = ix.in_range(ix.resolve(matchers), hints.range).into_iter().collect();
         if hints.labels_only {
             return Ok(ids
                 .iter()
@@ -296,11 +297,6 @@ impl BlockQuerier {
     }
 }
 
-/// Whether `range` (inclusive) covers every sample of the block.
-fn covers(range: TimeRange, meta: &BlockMeta) -> bool {
-    range.start <= meta.min_time && range.end >= meta.max_time - 1
-}
-
 fn model_err(e: Error) -> strata_model::Error {
     strata_model::Error::storage(e)
 }
@@ -312,27 +308,14 @@ impl Querier for BlockQuerier {
         let sets = futures::future::try_join_all(blocks.into_iter().map(|b| self.select_block(b, hints, matchers)))
             .await
             .map_err(model_err)?;
-        let mut out = strata_model::merge_series(sets);
-        if hints.labels_only {
-            for s in &mut out {
-                s.samples.clear();
-            }
-        }
-        Ok(out)
+        Ok(strata_model::merge_series(sets))
     }
 
     async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> strata_model::Result<Vec<String>> {
         let mut names = BTreeSet::new();
         for b in self.live(range).await.map_err(model_err)? {
             let ix = self.bucket.index(&b).await.map_err(model_err)?;
-            if matchers.is_empty() && covers(range, &b.meta) {
-                // Every series of the block is in range: the postings know every name.
-                names.extend(ix.label_names().into_iter().map(str::to_string));
-                continue;
-            }
-            for i in ix.in_range(&ix.resolve(matchers), range) {
-                names.extend(ix.series[i as usize].labels.iter().map(|l| l.name.to_string()));
-            }
+            names.extend(ix.names_of(&ix.in_range(ix.resolve(matchers), range)));
         }
         Ok(names.into_iter().collect())
     }
@@ -346,15 +329,7 @@ impl Querier for BlockQuerier {
         let mut values = BTreeSet::new();
         for b in self.live(range).await.map_err(model_err)? {
             let ix = self.bucket.index(&b).await.map_err(model_err)?;
-            if matchers.is_empty() && covers(range, &b.meta) {
-                values.extend(ix.label_values(name).into_iter().map(str::to_string));
-                continue;
-            }
-            for i in ix.in_range(&ix.resolve(matchers), range) {
-                if let Some(v) = ix.series[i as usize].labels.get(name) {
-                    values.insert(v.to_string());
-                }
-            }
+            values.extend(ix.values_of(name, &ix.in_range(ix.resolve(matchers), range)));
         }
         Ok(values.into_iter().collect())
     }

@@ -15,6 +15,7 @@ mod error;
 mod format;
 mod meta;
 mod paths;
+mod postings;
 mod read;
 mod store;
 mod write;
@@ -29,6 +30,7 @@ pub use meta::{
     RESOLUTION_RAW,
 };
 pub use paths::{BlockFile, BlockPath};
+pub use postings::Postings;
 pub use read::{BlockIndex, IndexSeries, decode_block, read_block};
 pub use store::{MeteredStore, ObjStoreConfig, StoreKind, StoreSettings, StoreStats};
 pub use write::{BlockBuilder, BlockData, BlockOrigin, EncodedBlock, upload};

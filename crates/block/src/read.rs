@@ -25,11 +25,12 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use roaring::RoaringBitmap;
 use std::ops::Range;
-use strata_model::{Label, Labels, MatchOp, Matcher, Sample, Series, TimeRange};
+use strata_model::{Label, Labels, Sample, Series, TimeRange};
 
 use crate::format::{self, col};
 use crate::meta::BlockMeta;
 use crate::paths::{BlockFile, BlockPath};
+use crate::postings::Postings;
 use crate::{Error, Result};
 
 /// One row of `series.parquet`.
@@ -51,7 +52,7 @@ pub struct BlockIndex {
     pub path: BlockPath,
     pub meta: BlockMeta,
     pub series: Vec<IndexSeries>,
-    postings: HashMap<Arc<str>, HashMap<Arc<str>, RoaringBitmap>>,
+    postings: PostingsMap,
     samples_meta: ArrowReaderMetadata,
     mem_bytes: usize,
 }
@@ -93,59 +94,15 @@ impl BlockIndex {
         self.mem_bytes
     }
 
-    /// Series ids matching every matcher (Prometheus semantics: a missing label
-    /// equals the empty string).
-    pub fn resolve(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut positive: Option<RoaringBitmap> = None;
-        let mut negative = RoaringBitmap::new();
-        for m in matchers {
-            let values = self.postings.get(m.name.as_str());
-            let union = |want: bool| -> RoaringBitmap {
-                let mut out = RoaringBitmap::new();
-                let Some(values) = values else { return out };
-                if want && m.op == MatchOp::Equal {
-                    if let Some(b) = values.get(m.value.as_str()) {
-                        out |= b;
-                    }
-                    return out;
-                }
-                for (v, b) in values {
-                    if m.matches(v) == want {
-                        out |= b;
-                    }
-                }
-                out
-            };
-            if m.matches_empty() {
-                negative |= union(false);
-            } else {
-                let b = union(true);
-                positive = Some(match positive {
-                    Some(p) => p & b,
-                    None => b,
-                });
-            }
+    /// Ids among `ids` whose samples overlap `range`; all of them when the range
+    /// covers the whole block.
+    pub fn in_range(&self, ids: RoaringBitmap, range: TimeRange) -> RoaringBitmap {
+        if range.start <= self.meta.min_time && range.end >= self.meta.max_time - 1 {
+            return ids;
         }
-        let mut ids = positive.unwrap_or_else(|| (0..self.series.len() as u32).collect());
-        ids -= negative;
-        ids
-    }
-
-    /// Every label name in the block, sorted.
-    pub fn label_names(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.postings.keys().map(|k| &**k).collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Every value of label `name` in the block.
-    pub fn label_values(&self, name: &str) -> Vec<&str> {
-        self.postings.get(name).map(|m| m.keys().map(|k| &**k).collect()).unwrap_or_default()
-    }
-
-    /// Ids among `ids` whose samples overlap `range`.
-    pub fn in_range(&self, ids: &RoaringBitmap, range: TimeRange) -> Vec<u32> {
-        ids.iter().filter(|&i| range.overlaps(self.series[i as usize].min_t, self.series[i as usize].max_t)).collect()
+        ids.into_iter()
+            .filter(|&i| range.overlaps(self.series[i as usize].min_t, self.series[i as usize].max_t))
+            .collect()
     }
 
     /// Reads the samples of `ids` (ascending) within `range`, fetching only the
@@ -219,9 +176,31 @@ impl AsyncFileReader for ObjectReader {
     }
 }
 
-type Postings = HashMap<Arc<str>, HashMap<Arc<str>, RoaringBitmap>>;
+impl Postings for BlockIndex {
+    fn all(&self) -> RoaringBitmap {
+        (0..self.series.len() as u32).collect()
+    }
 
-fn decode_series_table(path: &BlockPath, bytes: Bytes) -> Result<(Vec<IndexSeries>, Postings, usize)> {
+    fn get(&self, name: &str, value: &str) -> Option<&RoaringBitmap> {
+        self.postings.get(name)?.get(value)
+    }
+
+    fn for_each_value(&self, name: &str, f: &mut dyn FnMut(&str, &RoaringBitmap)) {
+        for (v, b) in self.postings.get(name).into_iter().flatten() {
+            f(v, b);
+        }
+    }
+
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for n in self.postings.keys() {
+            f(n);
+        }
+    }
+}
+
+type PostingsMap = HashMap<Arc<str>, HashMap<Arc<str>, RoaringBitmap>>;
+
+fn decode_series_table(path: &BlockPath, bytes: Bytes) -> Result<(Vec<IndexSeries>, PostingsMap, usize)> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.with_batch_size(64 * 1024).build())
         .map_err(|e| parquet_err(path, "series.parquet", e))?;
@@ -235,7 +214,7 @@ fn decode_series_table(path: &BlockPath, bytes: Bytes) -> Result<(Vec<IndexSerie
         a
     };
     let mut series = Vec::new();
-    let mut postings: Postings = HashMap::new();
+    let mut postings: PostingsMap = HashMap::new();
     let mut mem = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| parquet_err(path, "series.parquet", e))?;

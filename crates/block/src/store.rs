@@ -81,18 +81,10 @@ mod humantime_opt {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| parse(&s).map_err(serde::de::Error::custom)).transpose()
-    }
-
-    fn parse(s: &str) -> Result<Duration, String> {
-        let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        Ok(match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            _ => return Err(format!("invalid duration {s:?} (use ms, s or m)")),
+        s.map(|s| {
+            humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
         })
+        .transpose()
     }
 }
 

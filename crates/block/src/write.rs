@@ -119,6 +119,8 @@ pub struct BlockBuilder {
     last_labels: Option<Labels>,
     scratch: Vec<i64>,
     ts: Vec<i64>,
+    /// Each value's own smallest decimal form, per series (reused buffer).
+    enc: Vec<Option<(i64, i8)>>,
 }
 
 impl std::fmt::Debug for BlockBuilder {
@@ -195,6 +197,7 @@ impl BlockBuilder {
             last_labels: None,
             scratch: Vec::new(),
             ts: Vec::new(),
+            enc: Vec::new(),
         })
     }
 
@@ -233,12 +236,19 @@ impl BlockBuilder {
         self.s_rows.push(samples.len() as u32);
         self.s_start.push(start);
         self.s_step.push(step);
-        // One scale for the series: the largest any of its values needs.
-        let common = samples.iter().filter_map(|s| format::encode_value(s.v)).map(|(_, k)| k).max().unwrap_or(0);
-        for (i, s) in samples.iter().enumerate() {
+        // One scale for the series: the largest any of its values needs. A value
+        // with no decimal form at its own scale has none at a larger one either.
+        let mut encs = std::mem::take(&mut self.enc);
+        encs.clear();
+        encs.extend(samples.iter().map(|s| format::encode_value(s.v)));
+        let common = encs.iter().flatten().map(|&(_, k)| k).max().unwrap_or(0);
+        for (i, (s, own)) in samples.iter().zip(&encs).enumerate() {
             self.sid.push(id);
             self.t_res.push(s.t - start - i as i64 * step);
-            let enc = format::encode_at(s.v, common).map(|m| (m, common)).or_else(|| format::encode_value(s.v));
+            let enc = match *own {
+                Some((_, k)) if k != common => format::encode_at(s.v, common).map(|m| (m, common)).or(*own),
+                own => own,
+            };
             match enc {
                 Some((m, k)) => {
                     self.mant.push(m);
@@ -255,6 +265,7 @@ impl BlockBuilder {
                 self.flush_batch()?;
             }
         }
+        self.enc = encs;
         self.rows += samples.len() as u64;
         self.min_t = self.min_t.min(start);
         self.max_t = self.max_t.max(samples[samples.len() - 1].t);

@@ -1,12 +1,12 @@
 //! Reading the head: matcher resolution over postings, and sample decoding done
 //! outside the lock from shared chunk handles.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use roaring::RoaringBitmap;
-use strata_model::{Label, Labels, MatchOp, Matcher, Querier, Sample, SelectHints, Series, TimeRange};
+use strata_block::Postings;
+use strata_model::{Label, Labels, Matcher, Querier, Sample, SelectHints, Series, TimeRange};
 
 use super::{Head, HeadInner};
 use crate::chunk::XorIter;
@@ -32,52 +32,32 @@ struct Snapshot {
     ooo: Vec<Sample>,
 }
 
-impl HeadInner {
-    /// Series ids matching every matcher (all series when `matchers` is empty).
-    pub(crate) fn resolve(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut positive: Option<RoaringBitmap> = None;
-        let mut negative = RoaringBitmap::new();
-        for m in matchers {
-            let values = self.symbols.get(&m.name).and_then(|n| self.postings.get(&n));
-            let union = |want: bool| -> RoaringBitmap {
-                let mut out = RoaringBitmap::new();
-                let Some(values) = values else { return out };
-                if want && m.op == MatchOp::Equal {
-                    if let Some(b) = self.symbols.get(&m.value).and_then(|v| values.get(&v)) {
-                        out |= b;
-                    }
-                    return out;
-                }
-                if let (true, Some(set)) = (want, m.set_matches()) {
-                    for v in set {
-                        if let Some(b) = self.symbols.get(v).and_then(|v| values.get(&v)) {
-                            out |= b;
-                        }
-                    }
-                    return out;
-                }
-                for (v, b) in values {
-                    if m.matches(self.symbols.str(*v)) == want {
-                        out |= b;
-                    }
-                }
-                out
-            };
-            if m.matches_empty() {
-                negative |= union(false);
-            } else {
-                let b = union(true);
-                positive = Some(match positive {
-                    Some(p) => p & b,
-                    None => b,
-                });
-            }
-        }
-        let mut ids = positive.unwrap_or_else(|| (0..self.series.len() as u32).collect());
-        ids -= negative;
-        ids
+/// Matcher resolution and label lookups are the shared implementation over the
+/// head's symbol-id postings.
+impl Postings for HeadInner {
+    fn all(&self) -> RoaringBitmap {
+        (0..self.series.len() as u32).collect()
     }
 
+    fn get(&self, name: &str, value: &str) -> Option<&RoaringBitmap> {
+        self.postings.get(&self.symbols.get(name)?)?.get(&self.symbols.get(value)?)
+    }
+
+    fn for_each_value(&self, name: &str, f: &mut dyn FnMut(&str, &RoaringBitmap)) {
+        let values = self.symbols.get(name).and_then(|n| self.postings.get(&n));
+        for (v, b) in values.into_iter().flatten() {
+            f(self.symbols.str(*v), b);
+        }
+    }
+
+    fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+        for n in self.postings.keys() {
+            f(self.symbols.str(*n));
+        }
+    }
+}
+
+impl HeadInner {
     fn in_range(&self, ids: RoaringBitmap, range: TimeRange) -> RoaringBitmap {
         // Every series lies within [min_t, max_t]: a range covering it filters nothing.
         if range.start <= self.min_t && range.end >= self.max_t {
@@ -128,7 +108,7 @@ impl Snapshot {
             }
         }
         if !self.ooo.is_empty() {
-            samples = merge(samples, self.ooo);
+            samples = strata_model::merge_samples(samples, self.ooo);
         }
         Series { labels: self.labels, samples }
     }
@@ -166,32 +146,6 @@ async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> Vec<Seri
     out
 }
 
-/// Merges two time-sorted runs; on equal timestamps the first run wins.
-fn merge(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].t.cmp(&b[j].t) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
 #[async_trait]
 impl Querier for HeadQuerier {
     async fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> strata_model::Result<Vec<Series>> {
@@ -223,13 +177,9 @@ impl Querier for HeadQuerier {
         let Some(head) = &self.head else { return Ok(Vec::new()) };
         let g = head.inner.read();
         let ids = g.in_range(g.resolve(matchers), range);
-        let mut names = BTreeSet::new();
-        for (n, values) in &g.postings {
-            if values.values().any(|b| !b.is_disjoint(&ids)) {
-                names.insert(g.symbols.str(*n).to_string());
-            }
-        }
-        Ok(names.into_iter().collect())
+        let mut names = g.names_of(&ids);
+        names.sort_unstable();
+        Ok(names)
     }
 
     async fn label_values(
@@ -240,11 +190,9 @@ impl Querier for HeadQuerier {
     ) -> strata_model::Result<Vec<String>> {
         let Some(head) = &self.head else { return Ok(Vec::new()) };
         let g = head.inner.read();
-        let Some(values) = g.symbols.get(name).and_then(|n| g.postings.get(&n)) else { return Ok(Vec::new()) };
         let ids = g.in_range(g.resolve(matchers), range);
-        let mut out: Vec<String> =
-            values.iter().filter(|(_, b)| !b.is_disjoint(&ids)).map(|(v, _)| g.symbols.str(*v).to_string()).collect();
-        out.sort();
+        let mut out = g.values_of(name, &ids);
+        out.sort_unstable();
         Ok(out)
     }
 }
@@ -252,6 +200,7 @@ impl Querier for HeadQuerier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_model::MatchOp;
     use strata_model::TenantId;
 
     type Fixture<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
@@ -322,6 +271,9 @@ mod tests {
     fn merge_prefers_in_order_samples() {
         let a = vec![Sample::new(1, 1.0), Sample::new(3, 3.0)];
         let b = vec![Sample::new(2, 2.0), Sample::new(3, 9.0)];
-        assert_eq!(merge(a, b), vec![Sample::new(1, 1.0), Sample::new(2, 2.0), Sample::new(3, 3.0)]);
+        assert_eq!(
+            strata_model::merge_samples(a, b),
+            vec![Sample::new(1, 1.0), Sample::new(2, 2.0), Sample::new(3, 3.0)]
+        );
     }
 }
