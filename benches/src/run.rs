@@ -23,6 +23,11 @@ use crate::replay::{self, ReplayOptions, ReplayStats};
 use crate::workload::{self, Body, Manifest};
 use target::{Flush, Server};
 
+/// How long after the flush RSS is read again: long enough for jemalloc's decay
+/// (1 s in Strata's build) and Go's scavenger to return freed memory, the same for
+/// every target.
+const SETTLE: Duration = Duration::from_secs(10);
+
 /// A measured figure, or why there is none (never a made-up number).
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -97,9 +102,12 @@ pub struct TargetResult {
     pub flush_seconds: Fig,
     /// VmHWM after ingestion and flush.
     pub peak_rss_bytes: Fig,
-    /// VmRSS after ingestion and flush.
+    /// VmRSS right after ingestion and flush.
     pub rss_bytes: Fig,
-    /// `rss_bytes` / series active at the end of the workload.
+    /// VmRSS `SETTLE` later, once allocators and garbage collectors have returned
+    /// what the flush freed (the same wait for every target).
+    pub rss_settled_bytes: Fig,
+    /// `rss_settled_bytes` / series active at the end of the workload.
     pub rss_bytes_per_active_series: Fig,
     /// VmHWM at the end (queries included).
     pub peak_rss_bytes_end: Fig,
@@ -308,7 +316,10 @@ fn measure(
     let (hwm, rss) = server.memory()?;
     r.peak_rss_bytes = Fig::Num(hwm as f64);
     r.rss_bytes = Fig::Num(rss as f64);
-    r.rss_bytes_per_active_series = Fig::Num(rss as f64 / manifest.active_series_at_end.max(1) as f64);
+    std::thread::sleep(SETTLE);
+    let (_, settled) = server.memory()?;
+    r.rss_settled_bytes = Fig::Num(settled as f64);
+    r.rss_bytes_per_active_series = Fig::Num(settled as f64 / manifest.active_series_at_end.max(1) as f64);
     // Correctness: the same data must come back.
     r.series_count = match query::count_series(&long, &server.base, range) {
         Ok(n) => Fig::Num(n as f64),

@@ -122,3 +122,15 @@ async fn querier_reads_selected_series_by_byte_ranges() {
     assert_eq!(q.label_names(all, &[]).await.unwrap(), names);
     assert_eq!(q.label_values("instance", all, &[]).await.unwrap().len(), 2_000);
 }
+
+#[test]
+fn series_table_written_in_batches_reads_back_whole() {
+    // More series than one series-table batch holds, so ids and row spans must
+    // continue across batches.
+    let series = workload(2 * super::write::BATCH_SERIES + 123, 3);
+    let block = build("t", &series);
+    assert_eq!(block.meta.stats.num_series, series.len() as u64);
+    let path = BlockPath::new(TenantId::new("t").unwrap(), block.meta.ulid);
+    let back = decode_block(&path, block.series.clone(), block.samples.to_bytes().unwrap()).unwrap();
+    assert_eq!(bits(&back), bits(&series));
+}

@@ -21,6 +21,8 @@ use crate::{Error, Result};
 
 /// Rows buffered before a batch goes to the Parquet writer.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Series rows buffered before a batch goes to the series table's writer.
+pub(crate) const BATCH_SERIES: usize = 8 * 1024;
 /// Rows per row group of `samples.parquet`.
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// Rows per data page: small pages let a one-series read fetch little.
@@ -98,7 +100,9 @@ impl BlockOrigin {
 /// the async workers.
 pub struct BlockBuilder {
     tenant: String,
-    // series.parquet columns
+    // series.parquet columns, buffered up to BATCH_SERIES
+    series: ArrowWriter<Vec<u8>>,
+    series_rows: u32,
     labels: MapBuilder<StringBuilder, StringBuilder>,
     s_min: Vec<i64>,
     s_max: Vec<i64>,
@@ -175,9 +179,13 @@ impl BlockBuilder {
     fn with_sink(tenant: &str, sink: Sink) -> Result<Self> {
         let samples = ArrowWriter::try_new(sink, format::samples_schema(), Some(props(true)))
             .map_err(|e| Error::corrupt("new block", e))?;
+        let series = ArrowWriter::try_new(Vec::new(), format::series_schema(), Some(props(false)))
+            .map_err(|e| Error::corrupt("new block", e))?;
         let names = MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
         Ok(BlockBuilder {
             tenant: tenant.to_string(),
+            series,
+            series_rows: 0,
             labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
             s_min: Vec::new(),
             s_max: Vec::new(),
@@ -202,7 +210,7 @@ impl BlockBuilder {
     }
 
     pub fn num_series(&self) -> usize {
-        self.s_min.len()
+        self.series_rows as usize + self.s_min.len()
     }
 
     pub fn num_samples(&self) -> u64 {
@@ -220,7 +228,7 @@ impl BlockBuilder {
         if samples.windows(2).any(|w| w[0].t >= w[1].t) {
             return Err(Error::corrupt("new block", format!("series {labels}: samples not strictly increasing")));
         }
-        let id = self.s_min.len() as u32;
+        let id = self.series_rows + self.s_min.len() as u32;
         for l in labels.iter() {
             self.labels.keys().append_value(&*l.name);
             self.labels.values().append_value(&*l.value);
@@ -270,6 +278,32 @@ impl BlockBuilder {
         self.min_t = self.min_t.min(start);
         self.max_t = self.max_t.max(samples[samples.len() - 1].t);
         self.last_labels = Some(labels.clone());
+        if self.s_min.len() >= BATCH_SERIES {
+            self.flush_series()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered series rows to the series table.
+    fn flush_series(&mut self) -> Result<()> {
+        let n = self.s_min.len() as u32;
+        if n == 0 {
+            return Ok(());
+        }
+        let first = self.series_rows;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(first..first + n)),
+            Arc::new(self.labels.finish()),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_min))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_max))),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.s_first))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.s_rows))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_start))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_step))),
+        ];
+        let batch = RecordBatch::try_new(format::series_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
+        self.series.write(&batch).map_err(|e| Error::corrupt("new block", e))?;
+        self.series_rows += n;
         Ok(())
     }
 
@@ -294,6 +328,7 @@ impl BlockBuilder {
             return Ok(None);
         }
         self.flush_batch()?;
+        self.flush_series()?;
         let (samples, samples_len) = match self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))? {
             Sink::Memory(v) => {
                 let n = v.len() as u64;
@@ -306,22 +341,8 @@ impl BlockBuilder {
                 (BlockData::File(f.into_temp_path()), n)
             }
         };
-        let n = self.s_min.len();
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from_iter_values(0..n as u32)),
-            Arc::new(self.labels.finish()),
-            Arc::new(Int64Array::from(self.s_min)),
-            Arc::new(Int64Array::from(self.s_max)),
-            Arc::new(UInt64Array::from(self.s_first)),
-            Arc::new(UInt32Array::from(self.s_rows)),
-            Arc::new(Int64Array::from(self.s_start)),
-            Arc::new(Int64Array::from(self.s_step)),
-        ];
-        let batch = RecordBatch::try_new(format::series_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
-        let mut w = ArrowWriter::try_new(Vec::new(), format::series_schema(), Some(props(false)))
-            .map_err(|e| Error::corrupt("new block", e))?;
-        w.write(&batch).map_err(|e| Error::corrupt("new block", e))?;
-        let series = w.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        let n = self.series_rows;
+        let series = self.series.into_inner().map_err(|e| Error::corrupt("new block", e))?;
         let ulid = Ulid::new();
         let sources = if origin.sources.is_empty() { vec![ulid] } else { origin.sources };
         let meta = BlockMeta {
@@ -345,11 +366,14 @@ impl BlockBuilder {
     }
 }
 
-/// Part size of multipart uploads (S3 needs at least 5 MiB per part).
-const PART_BYTES: usize = 16 << 20;
+/// Part size of multipart uploads (S3 needs at least 5 MiB per part). An upload
+/// runs while the head still holds the data it is cutting, so its buffers add to
+/// the process's peak memory: one part filling and one in flight, 16 MiB in all.
+const PART_BYTES: usize = 8 << 20;
 
 /// Streams a file to `key`: one PUT when small, a multipart upload otherwise, with
-/// at most two parts in flight (memory stays bounded whatever the file size).
+/// at most one part in flight while the next fills (memory stays bounded whatever
+/// the file size).
 async fn upload_file(store: &dyn ObjectStore, key: &object_store::path::Path, file: &std::path::Path) -> Result<()> {
     use tokio::io::AsyncReadExt;
     let io = |e: std::io::Error| Error::corrupt(file.display(), format!("read spool: {e}"));
@@ -368,7 +392,7 @@ async fn upload_file(store: &dyn ObjectStore, key: &object_store::path::Path, fi
         if n == 0 {
             break;
         }
-        w.wait_for_capacity(2).await.map_err(|e| Error::store("put", key, e))?;
+        w.wait_for_capacity(1).await.map_err(|e| Error::store("put", key, e))?;
         w.write(&buf[..n]);
     }
     w.finish().await.map_err(|e| Error::store("put", key, e))?;

@@ -25,6 +25,16 @@ use tracing_subscriber::EnvFilter;
 
 use config::{Config, LogFormat};
 
+/// jemalloc instead of the system allocator. glibc gives each thread its own arena,
+/// so the memory a cut frees (head chunks, freed by the flusher) is not reused by
+/// the threads that allocate next, and it keeps freed memory resident. jemalloc is
+/// configured in `.cargo/config.toml` (one arena, freed pages returned to the OS
+/// after a second by a background thread). Measured in issue 2's note: peak RSS
+/// through ingest and a flush of 113k series went from 348 to 294 MiB and RSS
+/// 10 s after the flush from 278 to 110 MiB.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How often the background flusher checks whether a head range is due for cutting.
 const FLUSH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 

@@ -21,6 +21,7 @@ use strata_model::TenantId;
 
 use crate::db::Tsdb;
 use crate::head::Head;
+use crate::head::cut::{CutSeries, order_by_labels};
 use crate::wal::record::{self, MetadataEntry};
 use crate::wal::{put_frame, record::TYPE_METADATA, record::TYPE_SERIES};
 use crate::{Error, Result};
@@ -41,6 +42,10 @@ impl Default for CutPolicy {
 }
 
 const CUTS_FILE: &str = "cuts.json";
+
+/// Series whose samples a cut takes from the head at a time (under the read lock)
+/// while writing a block: bounds the cut's memory to one batch.
+const CUT_BATCH_SERIES: usize = 1024;
 
 /// Where blocks are written before upload (emptied at start-up).
 pub(crate) const SPOOL_DIR: &str = "spool";
@@ -106,22 +111,32 @@ impl Tsdb {
                 // sample appended later is in a newer one.
                 let (cut, rotated) = {
                     let mut g = head.inner.write();
-                    (g.cut_snapshot(before, floor), self.wal_handle().request_rotate())
+                    (g.cut_marks(before, floor), self.wal_handle().request_rotate())
                 };
                 let sealed = rotated
                     .await
                     .map_err(|_| Error::WalWrite { reason: "wal writer stopped".into() })?
                     .map_err(|reason| Error::WalWrite { reason })?
                     - 1;
-                if cut.is_empty() {
+                if cut.marks.is_empty() {
                     break;
                 }
                 let t = tenant.as_str().to_string();
                 let spool = self.dir().join(SPOOL_DIR);
+                let h = head.clone();
                 let (cut, block) = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let mut cut = cut;
+                    order_by_labels(&h, &mut cut);
                     let mut b = BlockBuilder::spooled(&t, &spool)?;
-                    for c in &cut {
-                        b.add_series(&c.labels, &c.decode())?;
+                    for batch in cut.marks.chunks(CUT_BATCH_SERIES) {
+                        let taken: Vec<CutSeries> = {
+                            let g = h.inner.read();
+                            batch.iter().map(|m| g.take(&cut, m)).collect()
+                        };
+                        for c in taken {
+                            let (labels, samples) = c.decode();
+                            b.add_series(&labels, &samples)?;
+                        }
                     }
                     Ok((cut, b.finish(BlockOrigin::fresh())?))
                 })
@@ -171,7 +186,7 @@ impl Tsdb {
             heads.iter().map(|h| (h.tenant().as_str().to_string(), h.inner.read().min_t)).collect();
         let wal = self.wal_handle();
         let dropped = tokio::task::spawn_blocking(move || {
-            wal.truncate(|tenant| mins.get(tenant).copied().unwrap_or(i64::MAX), || checkpoint_frames(&heads))
+            wal.truncate(|tenant| mins.get(tenant).copied().unwrap_or(i64::MAX), |out| write_checkpoint(&heads, out))
         })
         .await
         .map_err(|e| Error::Flush { reason: e.to_string() })??;
@@ -259,20 +274,37 @@ fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<(i64, i6
     (g.max_t >= end.saturating_add(policy.grace_ms)).then_some((end, end))
 }
 
-/// Series and metadata records of every head, for a WAL checkpoint.
-fn checkpoint_frames(heads: &[Arc<Head>]) -> Vec<u8> {
-    let mut frames = Vec::new();
+/// Series per checkpoint record: records are built one at a time under the read
+/// lock, so a checkpoint costs one record's memory, not the whole series table's.
+const CHECKPOINT_SERIES_PER_RECORD: u32 = 4096;
+
+/// Writes the series and metadata records of every head, for a WAL checkpoint.
+fn write_checkpoint(heads: &[Arc<Head>], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut frame = Vec::new();
     let mut payload = Vec::new();
     for head in heads {
-        let g = head.inner.read();
-        payload.clear();
-        record::encode_series(
-            &mut payload,
-            head.tenant().as_str(),
-            (0..g.series.len() as u32).map(|id| (u64::from(id), g.label_strs(id))),
-        );
-        put_frame(&mut frames, TYPE_SERIES, &payload);
-        let meta: Vec<MetadataEntry> = g
+        // Series created after this point are in segments the truncation keeps.
+        let n = head.inner.read().series.len() as u32;
+        let mut from = 0;
+        while from < n {
+            let to = (from + CHECKPOINT_SERIES_PER_RECORD).min(n);
+            payload.clear();
+            {
+                let g = head.inner.read();
+                record::encode_series(
+                    &mut payload,
+                    head.tenant().as_str(),
+                    (from..to).map(|id| (u64::from(id), g.label_strs(id))),
+                );
+            }
+            frame.clear();
+            put_frame(&mut frame, TYPE_SERIES, &payload);
+            out.write_all(&frame)?;
+            from = to;
+        }
+        let meta: Vec<MetadataEntry> = head
+            .inner
+            .read()
             .metadata
             .iter()
             .map(|(family, m)| MetadataEntry {
@@ -285,10 +317,12 @@ fn checkpoint_frames(heads: &[Arc<Head>]) -> Vec<u8> {
         if !meta.is_empty() {
             payload.clear();
             record::encode_metadata(&mut payload, head.tenant().as_str(), &meta);
-            put_frame(&mut frames, TYPE_METADATA, &payload);
+            frame.clear();
+            put_frame(&mut frame, TYPE_METADATA, &payload);
+            out.write_all(&frame)?;
         }
     }
-    frames
+    Ok(())
 }
 
 /// Sets cut floors loaded from disk on the heads (creating heads as needed).
@@ -389,6 +423,37 @@ mod tests {
         // Flushing everything empties the head.
         let metas = db.flush(&store, policy, true).await.unwrap();
         assert_eq!(metas.len(), 1);
+        assert!(everything(&db.querier(&tenant)).await.is_empty());
+        bucket.invalidate(&tenant);
+        assert_eq!(everything(&bucket.querier(tenant.clone())).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cut_of_many_series_is_taken_in_batches_in_label_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        let tenant = TenantId::new("t").unwrap();
+        let db = Tsdb::open(&dir.path().join("data"), opts(0)).unwrap();
+        // Series created in an order unlike their label order, more than one batch,
+        // with label sets of different lengths.
+        let n = 2 * CUT_BATCH_SERIES + 77;
+        for i in (0..n).rev() {
+            let inst = format!("{:05}", (i * 7919) % n);
+            let extra = if i % 3 == 0 { "a" } else { "" };
+            let labels: Vec<(&str, &str)> = [("__name__", "m"), ("extra", extra), ("instance", inst.as_str())]
+                .into_iter()
+                .filter(|l| !l.1.is_empty())
+                .collect();
+            let samples: Vec<Sample> = (0..4).map(|k| Sample::new(k * 15_000, (i * 10 + k as usize) as f64)).collect();
+            let (o, c) = db.append(&tenant, &[SeriesInput { labels: &labels, samples: &samples }], &[]).unwrap();
+            c.wait().await.unwrap();
+            assert_eq!(o.accepted, 4);
+        }
+        let expected = everything(&db.querier(&tenant)).await;
+        let metas = db.flush(&store, CutPolicy::default(), true).await.unwrap();
+        assert_eq!(metas.len(), 1);
+        assert_eq!(metas[0].stats.num_series, n as u64);
         assert!(everything(&db.querier(&tenant)).await.is_empty());
         bucket.invalidate(&tenant);
         assert_eq!(everything(&bucket.querier(tenant.clone())).await, expected);

@@ -183,14 +183,14 @@ impl Wal {
     ///
     /// `head_min(tenant)` is the oldest sample timestamp the tenant's head still
     /// holds (`i64::MAX` for an empty head): a sealed segment whose newest sample per
-    /// tenant is older holds nothing the head still needs. `checkpoint_frames` is
-    /// called after the active segment is sealed and must return the series and
-    /// metadata records of everything in the heads. Blocking: run off the async
+    /// tenant is older holds nothing the head still needs. `write_checkpoint` is
+    /// called after the active segment is sealed and must write the framed series
+    /// and metadata records of everything in the heads. Blocking: run off the async
     /// workers. Returns the last segment number dropped, if any.
     pub fn truncate(
         &self,
         head_min: impl Fn(&str) -> i64,
-        checkpoint_frames: impl FnOnce() -> Vec<u8>,
+        write_checkpoint: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
     ) -> Result<Option<u64>> {
         let active = self
             .request_rotate()
@@ -210,17 +210,18 @@ impl Wal {
             }
         }
         let Some(k) = last else { return Ok(None) };
-        let frames = checkpoint_frames();
         let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(k)));
         let dst = self.dir.join(checkpoint_name(k));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&frames)?;
+        let write = || -> std::io::Result<u64> {
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            write_checkpoint(&mut f)?;
+            let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &dst)
+            let len = f.metadata()?.len();
+            std::fs::rename(&tmp, &dst)?;
+            Ok(len)
         };
-        write().map_err(|e| Error::io("write wal checkpoint", &dst, e))?;
+        let bytes = write().map_err(|e| Error::io("write wal checkpoint", &dst, e))?;
         sync_dir(&self.dir)?;
         for (n, path) in segments.iter().filter(|(n, _)| *n <= k) {
             std::fs::remove_file(path).map_err(|e| Error::io("remove wal segment", path, e))?;
@@ -232,7 +233,7 @@ impl Wal {
             }
         }
         self.stats.segments.store(list_segments(&self.dir)?.len() as u64, Ordering::Relaxed);
-        tracing::info!(upto = k, bytes = frames.len(), "wal truncated");
+        tracing::info!(upto = k, checkpoint_bytes = bytes, "wal truncated");
         Ok(Some(k))
     }
 

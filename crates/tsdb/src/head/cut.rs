@@ -1,36 +1,96 @@
-//! Cutting the head: a snapshot of everything older than a boundary (taken under
-//! the lock, decoded outside it), and after the block holding it is uploaded, the
-//! truncation of exactly what the snapshot held.
+//! Cutting the head: what a cut takes is fixed under the write lock (per series,
+//! the newest in-order timestamp taken and the out-of-order samples taken), the
+//! samples themselves are read in small batches while the block is written, and
+//! after the block is uploaded exactly what was taken is truncated.
 //!
 //! ```text
-//!  snapshot(before) ─► per series: chunk handles, open-chunk copy, ooo samples < before,
-//!                      and the newest in-order timestamp taken (inorder_upto)
+//!  marks(before)      ─► per series: id, inorder_upto; ooo samples < before  (write lock)
+//!  order(marks)       ─► sorted by label strings                   (symbol copy, no lock)
+//!  take(batch)        ─► labels, chunk handles, open-chunk copy     (read lock per batch)
 //!  ... block written and uploaded ...
-//!  truncate(marks)  ─► drop in-order samples <= inorder_upto and the ooo samples taken;
-//!                      anything that arrived meanwhile stays for the next cut
+//!  truncate(marks)    ─► drop in-order samples <= inorder_upto and the ooo samples taken;
+//!                        anything that arrived meanwhile stays for the next cut
 //! ```
+//! In-order samples at or before a series' `inorder_upto` cannot change between the
+//! marks and the truncation: appends only add newer samples and only the flush
+//! (one at a time) truncates. So reading them batch by batch later sees exactly
+//! what the marks describe, and memory stays bounded by one batch instead of a
+//! copy of every series' labels and chunk list.
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use strata_model::{Labels, Sample};
 
-use super::{ClosedChunk, HeadInner};
+use super::{ClosedChunk, Head, HeadInner};
 use crate::chunk::{XorAppender, XorIter};
 
-/// What a cut took from one series.
-#[derive(Debug)]
-pub(crate) struct CutSeries {
+/// Sorts a cut's marks into label order (the order blocks are written in). The
+/// label sets (flat, as symbol ids) and the symbol strings are copied under the read
+/// lock and the sort runs on the copy, so writers wait only for the copy.
+pub(crate) fn order_by_labels(head: &Head, cut: &mut Cut) {
+    let (flat, ends, strs) = {
+        let g = head.inner.read();
+        let total = cut.marks.iter().map(|m| g.series[m.id as usize].labels.len()).sum();
+        let mut flat: Vec<(u32, u32)> = Vec::with_capacity(total);
+        let mut ends: Vec<u32> = Vec::with_capacity(cut.marks.len());
+        for m in &cut.marks {
+            flat.extend_from_slice(&g.series[m.id as usize].labels);
+            ends.push(flat.len() as u32);
+        }
+        (flat, ends, g.symbols.snapshot())
+    };
+    let set = |i: u32| {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        &flat[start..ends[i] as usize]
+    };
+    let cmp_sets = |a: &[(u32, u32)], b: &[(u32, u32)]| -> Ordering {
+        for (x, y) in a.iter().zip(b) {
+            let o =
+                strs[x.0 as usize].cmp(&strs[y.0 as usize]).then_with(|| strs[x.1 as usize].cmp(&strs[y.1 as usize]));
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.len().cmp(&b.len())
+    };
+    let mut order: Vec<u32> = (0..cut.marks.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| cmp_sets(set(a), set(b)));
+    cut.marks = order.into_iter().map(|i| cut.marks[i as usize]).collect();
+}
+
+/// What a cut takes from the head.
+#[derive(Debug, Default)]
+pub(crate) struct Cut {
+    pub(crate) marks: Vec<CutMark>,
+    /// Out-of-order samples taken, by series id (rare: only with an out-of-order
+    /// window). New ones may arrive for the same times later and stay in the head.
+    pub(crate) ooo: HashMap<u32, Vec<Sample>>,
+}
+
+/// What a cut takes from one series' in-order samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CutMark {
     pub(crate) id: u32,
-    pub(crate) labels: Labels,
-    chunks: Vec<Arc<[u8]>>,
-    open: Option<Vec<u8>>,
-    pub(crate) ooo: Vec<Sample>,
+    /// The newest in-order timestamp taken.
     pub(crate) inorder_upto: i64,
 }
 
+/// One series' samples, taken for a block.
+#[derive(Debug)]
+pub(crate) struct CutSeries {
+    labels: Labels,
+    chunks: Vec<Arc<[u8]>>,
+    open: Option<Vec<u8>>,
+    ooo: Vec<Sample>,
+    inorder_upto: i64,
+}
+
 impl CutSeries {
-    /// The samples taken, in time order.
-    pub(crate) fn decode(&self) -> Vec<Sample> {
+    /// The labels and the samples taken, in time order.
+    pub(crate) fn decode(self) -> (Labels, Vec<Sample>) {
         let mut out = Vec::new();
         for c in self.chunks.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
             if let Ok(it) = XorIter::new(c) {
@@ -38,36 +98,51 @@ impl CutSeries {
             }
         }
         out.retain(|s| s.t <= self.inorder_upto);
-        strata_model::merge_samples(out, self.ooo.clone())
+        let samples = if self.ooo.is_empty() { out } else { strata_model::merge_samples(out, self.ooo) };
+        (self.labels, samples)
     }
 }
 
 impl HeadInner {
-    /// Snapshots every sample older than `before` and raises the floor below which
-    /// new samples are refused (unless the out-of-order window admits them) to
-    /// `floor` (at most `before`).
-    pub(crate) fn cut_snapshot(&mut self, before: i64, floor: i64) -> Vec<CutSeries> {
+    /// Marks every sample older than `before` for a cut and raises the floor below
+    /// which new samples are refused (unless the out-of-order window admits them)
+    /// to `floor` (at most `before`). Marks are in series-id order ([`order_by_labels`] sorts them).
+    pub(crate) fn cut_marks(&mut self, before: i64, floor: i64) -> Cut {
         self.cut_floor = self.cut_floor.max(floor.min(before));
         self.cut_before = self.cut_before.max(before);
-        let mut out = Vec::new();
+        let mut cut = Cut::default();
         for (id, s) in self.series.iter().enumerate() {
             if s.first_t >= before {
                 continue;
             }
-            let inorder_upto = s.last_t.min(before - 1);
-            let chunks = s.closed.iter().filter(|c| c.min_t < before).map(|c| c.data.clone()).collect();
-            let open = (!s.open.is_empty() && s.open_min_t < before).then(|| s.open.bytes().to_vec());
-            let ooo: Vec<Sample> = s.ooo.iter().copied().filter(|x| x.t < before).collect();
-            out.push(CutSeries { id: id as u32, labels: self.labels_of(id as u32), chunks, open, ooo, inorder_upto });
+            if s.ooo.first().is_some_and(|x| x.t < before) {
+                cut.ooo.insert(id as u32, s.ooo.iter().copied().filter(|x| x.t < before).collect());
+            }
+            cut.marks.push(CutMark { id: id as u32, inorder_upto: s.last_t.min(before - 1) });
         }
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        out
+        cut
+    }
+
+    /// The samples `mark` stands for: labels, chunk handles and a copy of the open
+    /// chunk (decoded outside the lock).
+    pub(crate) fn take(&self, cut: &Cut, mark: &CutMark) -> CutSeries {
+        let s = &self.series[mark.id as usize];
+        let upto = mark.inorder_upto;
+        let chunks = s.closed.iter().filter(|c| c.min_t <= upto).map(|c| c.data.clone()).collect();
+        let open = (!s.open.is_empty() && s.open_min_t <= upto).then(|| s.open.bytes().to_vec());
+        CutSeries {
+            labels: self.labels_of(mark.id),
+            chunks,
+            open,
+            ooo: cut.ooo.get(&mark.id).cloned().unwrap_or_default(),
+            inorder_upto: upto,
+        }
     }
 
     /// Removes what `cut` took. Returns how many samples were removed.
-    pub(crate) fn truncate(&mut self, cut: &[CutSeries]) -> u64 {
+    pub(crate) fn truncate(&mut self, cut: &Cut) -> u64 {
         let mut removed = 0u64;
-        for c in cut {
+        for c in &cut.marks {
             let s = &mut self.series[c.id as usize];
             let upto = c.inorder_upto;
             let mut kept_closed = Vec::with_capacity(s.closed.len());
@@ -92,9 +167,9 @@ impl HeadInner {
                 s.open = app;
                 s.open_min_t = min_t;
             }
-            if !c.ooo.is_empty() {
+            if let Some(taken) = cut.ooo.get(&c.id) {
                 let before = s.ooo.len();
-                s.ooo.retain(|x| c.ooo.binary_search_by_key(&x.t, |y| y.t).is_err());
+                s.ooo.retain(|x| taken.binary_search_by_key(&x.t, |y| y.t).is_err());
                 removed += (before - s.ooo.len()) as u64;
             }
             s.first_t = [

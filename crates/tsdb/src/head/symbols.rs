@@ -30,6 +30,11 @@ impl Symbols {
         &self.strs[id as usize]
     }
 
+    /// A copy of every string by id (for work done outside the head's lock).
+    pub(crate) fn snapshot(&self) -> Vec<Arc<str>> {
+        self.strs.clone()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.strs.len()
     }
