@@ -84,7 +84,7 @@ impl Tsdb {
                     let Some(head) = head_for(&tenant, &mut heads) else { return };
                     let map = refs.entry(tenant).or_default();
                     let mut g = head.inner.write();
-                    for s in series {
+                    for s in series.into_iter().filter(|s| !s.labels.is_empty()) {
                         let pairs: Vec<(&str, &str)> = s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
                         let (id, _) = g.get_or_create(&pairs);
                         remapped |= u64::from(id) != s.series_ref;
@@ -135,12 +135,16 @@ impl Tsdb {
             cuts: parking_lot::Mutex::new(cuts),
         };
         crate::flush::apply_cuts(&db, &db.cuts.lock().clone());
+        // Series whose logged samples were all in blocks came back empty.
+        for head in db.heads.read().values() {
+            head.inner.write().remove_unwritten();
+        }
         if skipped_uploaded > 0 {
             tracing::info!(samples = skipped_uploaded, "wal replay skipped samples already in blocks");
         }
         if remapped {
-            // Head ids differ from the refs in the log (a series record was lost with a
-            // failed write). Re-announce every series under its head id so that later
+            // Head ids differ from the refs in the log (garbage-collected series left
+            // gaps in the logged ids, or a series record was lost with a failed write). Re-announce every series under its head id so that later
             // records, which use head ids, replay correctly.
             db.log_all_series()?;
         }
@@ -155,12 +159,16 @@ impl Tsdb {
             record::encode_series(
                 &mut payload,
                 head.tenant().as_str(),
-                (0..g.series.len() as u32).map(|id| (u64::from(id), g.label_strs(id))),
+                g.live.iter().map(|id| (u64::from(id), g.label_strs(id))).collect::<Vec<_>>().into_iter(),
             );
             let mut frames = Vec::new();
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             drop(g);
-            wait_commit_blocking(self.wal.append(frames, 1, None))?;
+            // Not waited for: the writer writes and syncs in order, so the first
+            // acknowledged append after this (the first that uses these ids) makes
+            // it durable too. (Waiting here would need a runtime, and `open` may be
+            // called from one.)
+            drop(self.wal.append(frames, 1, None));
         }
         Ok(())
     }
@@ -324,15 +332,6 @@ fn outcome_reject(o: &mut AppendOutcome, reason: crate::head::RejectReason, labe
             (0, format!("series {l} timestamp {}", s.t))
         })
         .0 += 1;
-}
-
-/// Waits for a commit from synchronous start-up code (no runtime needed: the WAL
-/// writer is a plain thread).
-fn wait_commit_blocking(c: Commit) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| Error::io("start runtime", Path::new("."), e))?;
-    rt.block_on(c.wait())
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<(i64, i6
 
 /// Series per checkpoint record: records are built one at a time under the read
 /// lock, so a checkpoint costs one record's memory, not the whole series table's.
-const CHECKPOINT_SERIES_PER_RECORD: u32 = 4096;
+const CHECKPOINT_SERIES_PER_RECORD: usize = 4096;
 
 /// Writes the series and metadata records of every head, for a WAL checkpoint.
 fn write_checkpoint(heads: &[Arc<Head>], out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -284,23 +284,22 @@ fn write_checkpoint(heads: &[Arc<Head>], out: &mut dyn std::io::Write) -> std::i
     let mut payload = Vec::new();
     for head in heads {
         // Series created after this point are in segments the truncation keeps.
-        let n = head.inner.read().series.len() as u32;
-        let mut from = 0;
-        while from < n {
-            let to = (from + CHECKPOINT_SERIES_PER_RECORD).min(n);
+        let ids: Vec<u32> = head.inner.read().live.iter().collect();
+        for batch in ids.chunks(CHECKPOINT_SERIES_PER_RECORD) {
             payload.clear();
             {
+                // Series are only removed by a flush's truncation, and this checkpoint
+                // is part of the flush: the ids stay valid.
                 let g = head.inner.read();
                 record::encode_series(
                     &mut payload,
                     head.tenant().as_str(),
-                    (from..to).map(|id| (u64::from(id), g.label_strs(id))),
+                    batch.iter().map(|&id| (u64::from(id), g.label_strs(id))),
                 );
             }
             frame.clear();
             put_frame(&mut frame, TYPE_SERIES, &payload);
             out.write_all(&frame)?;
-            from = to;
         }
         let meta: Vec<MetadataEntry> = head
             .inner
@@ -457,6 +456,65 @@ mod tests {
         assert!(everything(&db.querier(&tenant)).await.is_empty());
         bucket.invalidate(&tenant);
         assert_eq!(everything(&bucket.querier(tenant.clone())).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn churned_series_leave_the_head_after_their_range_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        let tenant = TenantId::new("t").unwrap();
+        let data = dir.path().join("data");
+        let put = |db: &Tsdb, inst: &str, from: i64, to: i64| {
+            let labels = [("__name__", "m"), ("instance", inst), ("pod", inst)];
+            let samples: Vec<Sample> =
+                (from / 60_000..to / 60_000).map(|k| Sample::new(k * 60_000, k as f64)).collect();
+            let (o, c) = db.append(&tenant, &[SeriesInput { labels: &labels, samples: &samples }], &[]).unwrap();
+            assert_eq!(o.accepted as usize, samples.len());
+            c
+        };
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        put(&db, "stays", 0, 3 * H + 60_000).wait().await.unwrap();
+        put(&db, "churned", 0, H / 2).wait().await.unwrap();
+        // A request whose every sample is refused (too old) still creates its series.
+        let labels = [("__name__", "m"), ("instance", "refused")];
+        let (_, c) = db.append(&tenant, &[SeriesInput { labels: &labels, samples: &[] }], &[]).unwrap();
+        c.wait().await.unwrap();
+        let expected = everything(&db.querier(&tenant)).await;
+        let head = db.head(&tenant).unwrap();
+        assert_eq!(head.stats().series, 3);
+        let slots = head.inner.read().series.len();
+
+        let metas = db.flush(&store, CutPolicy::default(), false).await.unwrap();
+        assert_eq!(metas.len(), 1);
+        // Only the series still written stays; its labels alone are indexed.
+        assert_eq!(head.stats().series, 1);
+        let q = db.querier(&tenant);
+        let all = strata_model::TimeRange::all();
+        assert_eq!(q.label_values("pod", all, &[]).await.unwrap(), ["stays"]);
+        assert_eq!(q.label_values("instance", all, &[]).await.unwrap(), ["stays"]);
+        assert!(head.inner.read().symbols.get("churned").is_none(), "symbol of a removed series kept");
+        let merged = merge_series(vec![everything(&q).await, everything(&bucket.querier(tenant.clone())).await]);
+        assert_eq!(merged, expected);
+
+        // New series reuse the freed slots; a returning series starts anew.
+        put(&db, "new", 3 * H, 3 * H + 120_000).wait().await.unwrap();
+        put(&db, "churned", 3 * H, 3 * H + 120_000).wait().await.unwrap();
+        assert_eq!(head.inner.read().series.len(), slots);
+        assert_eq!(head.stats().series, 3);
+        let expected = merge_series(vec![everything(&db.querier(&tenant)).await, expected]);
+        drop(head);
+        drop(db);
+
+        // Replay rebuilds the same head from the checkpoint and segments.
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        assert_eq!(db.head(&tenant).unwrap().stats().series, 3);
+        bucket.invalidate(&tenant);
+        let merged = merge_series(vec![
+            everything(&db.querier(&tenant)).await,
+            everything(&bucket.querier(tenant.clone())).await,
+        ]);
+        assert_eq!(merged, expected);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

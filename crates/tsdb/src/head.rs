@@ -84,7 +84,13 @@ impl MemSeries {
 #[derive(Debug, Default)]
 pub(crate) struct HeadInner {
     pub(crate) symbols: Symbols,
+    /// Series slots by id. Slots of garbage-collected series are empty and their
+    /// ids reused (see `cut.rs`).
     pub(crate) series: Vec<MemSeries>,
+    /// Ids of the series that exist.
+    pub(crate) live: RoaringBitmap,
+    /// Ids of garbage-collected series, reused by the next new ones.
+    pub(crate) free_ids: Vec<u32>,
     /// 128-bit label-set hash to series id. With 128 bits a collision among even
     /// 10^9 series has probability about 10^-21, so a hit is taken as the series
     /// without comparing labels (which would chase three pointers per label).
@@ -155,14 +161,14 @@ impl Head {
     pub fn stats(&self) -> HeadStats {
         let g = self.inner.read();
         let mut s = HeadStats {
-            series: g.series.len() as u64,
+            series: g.live.len(),
             samples: g.samples,
             symbols: g.symbols.len() as u64,
             min_t: g.min_t,
             max_t: g.max_t,
             ..Default::default()
         };
-        for m in &g.series {
+        for m in g.live.iter().map(|id| &g.series[id as usize]) {
             s.chunks += m.closed.len() as u64 + u64::from(!m.open.is_empty());
             s.chunk_bytes += m.closed.iter().map(|c| c.data.len() as u64).sum::<u64>() + m.open.bytes().len() as u64;
         }

@@ -136,15 +136,49 @@ impl HeadInner {
 
     /// Creates a series (the caller checked it does not exist) and indexes it.
     pub(crate) fn create(&mut self, hash: u128, labels: &[(&str, &str)]) -> u32 {
-        let id = self.series.len() as u32;
         let syms: Box<[(u32, u32)]> =
             labels.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        let id = match self.free_ids.pop() {
+            Some(id) => id,
+            None => {
+                self.series.push(MemSeries::new(Box::new([])));
+                (self.series.len() - 1) as u32
+            }
+        };
         for &(n, v) in syms.iter() {
             self.postings.entry(n).or_default().entry(v).or_default().insert(id);
         }
-        self.series.push(MemSeries::new(syms));
+        self.series[id as usize] = MemSeries::new(syms);
+        self.live.insert(id);
         self.by_hash.insert(hash, id);
         id
+    }
+
+    /// Removes a series that holds no samples: from the hash index, the postings
+    /// and the symbol counts. Its slot is emptied and its id reused.
+    pub(crate) fn remove_series(&mut self, id: u32) {
+        let s = std::mem::replace(&mut self.series[id as usize], MemSeries::new(Box::new([])));
+        let pairs: Vec<(&str, &str)> =
+            s.labels.iter().map(|&(n, v)| (&**self.symbols.str(n), &**self.symbols.str(v))).collect();
+        let hash = hash_pairs(&mut self.scratch, &pairs);
+        self.by_hash.remove(&hash);
+        for &(n, v) in s.labels.iter() {
+            if let Some(values) = self.postings.get_mut(&n) {
+                if let Some(b) = values.get_mut(&v) {
+                    b.remove(id);
+                    if b.is_empty() {
+                        values.remove(&v);
+                    }
+                }
+                if values.is_empty() {
+                    self.postings.remove(&n);
+                }
+            }
+            self.symbols.release(n);
+            self.symbols.release(v);
+        }
+        self.live.remove(id);
+        self.free_ids.push(id);
     }
 
     pub(crate) fn get_or_create(&mut self, labels: &[(&str, &str)]) -> (u32, bool) {

@@ -9,7 +9,9 @@
 //!  take(batch)        ─► labels, chunk handles, open-chunk copy     (read lock per batch)
 //!  ... block written and uploaded ...
 //!  truncate(marks)    ─► drop in-order samples <= inorder_upto and the ooo samples taken;
-//!                        anything that arrived meanwhile stays for the next cut
+//!                        anything that arrived meanwhile stays for the next cut;
+//!                        series left empty whose newest sample is below the cut floor
+//!                        are removed (postings, hash index, symbols; the id is reused)
 //! ```
 //! In-order samples at or before a series' `inorder_upto` cannot change between the
 //! marks and the truncation: appends only add newer samples and only the flush
@@ -139,9 +141,11 @@ impl HeadInner {
         }
     }
 
-    /// Removes what `cut` took. Returns how many samples were removed.
+    /// Removes what `cut` took, and the series left empty below the cut floor.
+    /// Returns how many samples were removed.
     pub(crate) fn truncate(&mut self, cut: &Cut) -> u64 {
         let mut removed = 0u64;
+        let mut gone = Vec::new();
         for c in &cut.marks {
             let s = &mut self.series[c.id as usize];
             let upto = c.inorder_upto;
@@ -181,10 +185,31 @@ impl HeadInner {
             .flatten()
             .min()
             .unwrap_or(i64::MAX);
+            // A series left with nothing whose newest sample is below the floor can
+            // take no more samples of its own time range: it is garbage (churned
+            // series). A later sample with its labels creates it anew.
+            if s.first_t == i64::MAX && s.last_t < self.cut_floor {
+                gone.push(c.id);
+            }
         }
+        for &id in &gone {
+            self.remove_series(id);
+        }
+        self.remove_unwritten();
         self.samples = self.samples.saturating_sub(removed);
         self.min_t = self.series.iter().map(|s| s.first_t).min().unwrap_or(i64::MAX);
         removed
+    }
+}
+
+impl HeadInner {
+    /// Removes series that never stored a sample: created by requests whose every
+    /// sample was refused, or by WAL replay for samples that were all in blocks.
+    pub(crate) fn remove_unwritten(&mut self) {
+        let gone: Vec<u32> = self.live.iter().filter(|&id| self.series[id as usize].last_t == i64::MIN).collect();
+        for id in gone {
+            self.remove_series(id);
+        }
     }
 }
 

@@ -36,7 +36,7 @@ struct Snapshot {
 /// head's symbol-id postings.
 impl Postings for HeadInner {
     fn all(&self) -> RoaringBitmap {
-        (0..self.series.len() as u32).collect()
+        self.live.clone()
     }
 
     fn get(&self, name: &str, value: &str) -> Option<&RoaringBitmap> {
