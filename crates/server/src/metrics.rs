@@ -159,6 +159,12 @@ impl prometheus_client::collector::Collector for TsdbCollector {
         )?;
         counter(
             &mut enc,
+            "strata_head_chunk_bytes_spilled",
+            "Bytes of closed head chunks moved from memory to files",
+            i.chunk_bytes_spilled.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut enc,
             "strata_block_flush_failures",
             "Failed attempts to cut and upload blocks (each is retried)",
             i.flush_failures.load(Ordering::Relaxed),
@@ -212,11 +218,16 @@ impl prometheus_client::collector::Collector for TsdbCollector {
             i.replayed_records.load(Ordering::Relaxed),
         )?;
         let stats = db.head_stats();
-        let gauges: [HeadGauge; 4] = [
+        let gauges: [HeadGauge; 5] = [
             ("strata_head_series", "Series in the head", |s| s.series),
             ("strata_head_samples", "Samples in the head", |s| s.samples),
             ("strata_head_chunks", "Compressed chunks in the head", |s| s.chunks),
-            ("strata_head_chunk_bytes", "Bytes of compressed chunk data in the head", |s| s.chunk_bytes),
+            ("strata_head_chunk_bytes", "Bytes of compressed chunk data the head holds in memory", |s| s.chunk_bytes),
+            (
+                "strata_head_spilled_chunk_bytes",
+                "Bytes of closed head chunks moved to files under head_chunks/",
+                |s| s.spilled_chunk_bytes,
+            ),
         ];
         for (name, help, get) in gauges {
             let mut me = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;

@@ -179,6 +179,13 @@ pub(crate) struct WalConfig {
     /// every out-of-order sample, as Prometheus does by default.
     #[serde(deserialize_with = "duration")]
     pub(crate) out_of_order_window: Duration,
+    /// Move closed head chunks out of memory into files under
+    /// `<data_dir>/head_chunks/` once all their samples are `head_memory_window`
+    /// behind the tenant's newest sample (reads then go through the page cache).
+    pub(crate) spill_head_chunks: bool,
+    /// How much recent data the head keeps in memory when spilling.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) head_memory_window: Duration,
 }
 
 impl Default for WalConfig {
@@ -188,6 +195,8 @@ impl Default for WalConfig {
             fsync_interval: Duration::from_secs(1),
             segment_size_bytes: 128 << 20,
             out_of_order_window: Duration::ZERO,
+            spill_head_chunks: true,
+            head_memory_window: Duration::from_secs(3600),
         }
     }
 }
@@ -203,6 +212,7 @@ impl WalConfig {
                 segment_size: self.segment_size_bytes,
             },
             out_of_order_window_ms: self.out_of_order_window.as_millis() as i64,
+            memory_window_ms: self.spill_head_chunks.then_some(self.head_memory_window.as_millis() as i64),
         }
     }
 }

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 use strata_block::{Bucket, BucketOptions, MeteredStore};
 use strata_compact::Compactor;
 use strata_server::{AppState, Blocks, router};
-use strata_tsdb::{CutPolicy, Tsdb, run_flusher};
+use strata_tsdb::{CutPolicy, Tsdb, run_flusher, run_spiller};
 use tracing_subscriber::EnvFilter;
 
 use config::{Config, LogFormat};
@@ -34,6 +34,9 @@ use config::{Config, LogFormat};
 /// 10 s after the flush from 278 to 110 MiB.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// How often closed head chunks past the memory window move to files.
+const SPILL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often the background flusher checks whether a head range is due for cutting.
 const FLUSH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
@@ -171,6 +174,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         on_upload,
     ));
 
+    let spilling = tokio::spawn(run_spiller(tsdb.clone(), SPILL_INTERVAL, stopped.clone()));
+
     let compacting = compactor.map(|c| tokio::spawn(c.run(cfg.compactor.interval, stopped.clone())));
 
     server.await?.context("http server")?;
@@ -182,6 +187,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     if tokio::time::timeout(std::time::Duration::from_secs(30), flusher).await.is_err() {
         tracing::warn!("block upload still running at shutdown; it resumes from the WAL at the next start");
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(30), spilling).await.is_err() {
+        tracing::warn!("moving head chunks to files still running at shutdown");
     }
     tracing::info!("shutting down: flushing the write-ahead log");
     drop(state);

@@ -28,12 +28,18 @@ pub struct TsdbOptions {
     /// How far behind a series' newest sample (in ms) a sample may still be accepted.
     /// 0 rejects every out-of-order sample, as Prometheus does by default.
     pub out_of_order_window_ms: i64,
+    /// Closed chunks older than this (ms) behind their head's newest sample are
+    /// moved to files under `<dir>/head_chunks` by [`Tsdb::spill`]; `None` keeps
+    /// every chunk in memory.
+    pub memory_window_ms: Option<i64>,
 }
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     pub samples_appended: AtomicU64,
+    /// Bytes of closed chunks moved from memory to head chunk files.
+    pub chunk_bytes_spilled: AtomicU64,
     pub duplicates_ignored: AtomicU64,
     pub rejected_out_of_order: AtomicU64,
     pub rejected_duplicate: AtomicU64,
@@ -52,10 +58,11 @@ pub struct Tsdb {
     wal: Arc<Wal>,
     dir: std::path::PathBuf,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) spiller: Arc<parking_lot::Mutex<crate::head::spill::Spiller>>,
     pub(crate) wal_truncated_once: AtomicBool,
     pub(crate) cuts: parking_lot::Mutex<std::collections::BTreeMap<String, crate::flush::TenantCuts>>,
     heads: RwLock<HashMap<TenantId, Arc<Head>>>,
-    opts: TsdbOptions,
+    pub(crate) opts: TsdbOptions,
     stats: IngestStats,
     wal_failed: AtomicBool,
 }
@@ -127,6 +134,7 @@ impl Tsdb {
             wal: Arc::new(wal),
             dir: dir.to_path_buf(),
             flush_lock: tokio::sync::Mutex::new(()),
+            spiller: Arc::new(parking_lot::Mutex::new(crate::head::spill::Spiller::open(&dir.join("head_chunks"))?)),
             wal_truncated_once: AtomicBool::new(false),
             heads: RwLock::new(heads),
             opts,

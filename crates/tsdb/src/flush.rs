@@ -90,7 +90,49 @@ pub async fn run_flusher(
     }
 }
 
+/// Moves old closed head chunks to files every `interval` (see [`Tsdb::spill`])
+/// until `shutdown` turns true. Does nothing without a memory window.
+pub async fn run_spiller(
+    db: Arc<Tsdb>,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    if db.opts.memory_window_ms.is_none() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(e) = db.spill().await {
+            // Chunks stay in memory; nothing is lost.
+            tracing::warn!(error = %e, "moving head chunks to files failed");
+        }
+    }
+}
+
 impl Tsdb {
+    /// Moves each head's closed chunks that end more than the memory window before
+    /// its newest sample to files under `head_chunks/`. Returns the bytes moved.
+    pub async fn spill(&self) -> Result<u64> {
+        let Some(window) = self.opts.memory_window_ms else { return Ok(0) };
+        let _no_truncation = self.flush_lock.lock().await;
+        let mut moved = 0;
+        for tenant in self.tenants() {
+            let Some(head) = self.head(&tenant) else { continue };
+            let spiller = self.spiller.clone();
+            moved += tokio::task::spawn_blocking(move || crate::head::spill::spill_head(&head, &spiller, window))
+                .await
+                .map_err(|e| Error::Flush { reason: e.to_string() })??;
+        }
+        self.ingest_stats().chunk_bytes_spilled.fetch_add(moved, std::sync::atomic::Ordering::Relaxed);
+        Ok(moved)
+    }
+
     /// Cuts every range that is due (or, with `everything`, all the heads hold),
     /// uploads the blocks, truncates the heads and then the WAL. Returns the metas
     /// of the uploaded blocks. One flush runs at a time.
@@ -134,7 +176,7 @@ impl Tsdb {
                             batch.iter().map(|m| g.take(&cut, m)).collect()
                         };
                         for c in taken {
-                            let (labels, samples) = c.decode();
+                            let (labels, samples) = c.decode()?;
                             b.add_series(&labels, &samples)?;
                         }
                     }
@@ -348,7 +390,7 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn opts(ooo: i64) -> TsdbOptions {
-        TsdbOptions { wal: WalOptions { segment_size: 16 << 10, ..Default::default() }, out_of_order_window_ms: ooo }
+        TsdbOptions { wal: WalOptions { segment_size: 16 << 10, ..Default::default() }, out_of_order_window_ms: ooo, memory_window_ms: None }
     }
 
     async fn write(db: &Tsdb, tenant: &TenantId, from: i64, to: i64, step: i64) {
@@ -515,6 +557,65 @@ mod tests {
             everything(&bucket.querier(tenant.clone())).await,
         ]);
         assert_eq!(merged, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spilled_chunks_answer_like_memory_through_cut_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        let tenant = TenantId::new("t").unwrap();
+        let data = dir.path().join("data");
+        let o = TsdbOptions { memory_window_ms: Some(H / 2), ..opts(0) };
+        let db = Tsdb::open(&data, o.clone()).unwrap();
+        write(&db, &tenant, 0, 3 * H + 30_000, 15_000).await;
+        let expected = everything(&db.querier(&tenant)).await;
+        let head = db.head(&tenant).unwrap();
+        let before = head.stats();
+        let moved = db.spill().await.unwrap();
+        let after = head.stats();
+        assert!(moved > 0);
+        assert_eq!(after.spilled_chunk_bytes, moved);
+        assert_eq!(after.chunk_bytes + moved, before.chunk_bytes);
+        // Everything but the last half hour left memory.
+        assert!(after.chunk_bytes * 4 < before.chunk_bytes, "{after:?}");
+        assert_eq!(db.spill().await.unwrap(), 0, "a second pass finds nothing new");
+        assert_eq!(everything(&db.querier(&tenant)).await, expected);
+        let q = db.querier(&tenant);
+        let mid = q
+            .select(&SelectHints::range(H, H + 60_000), &[Matcher::new(MatchOp::Equal, "instance", "i3").unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(mid[0].samples.len(), 5);
+
+        // A cut reads spilled chunks and truncates across them (the chunk spanning
+        // 2h is spilled and re-encoded).
+        let metas = db.flush(&store, CutPolicy::default(), false).await.unwrap();
+        assert_eq!(metas.len(), 1);
+        let merged = merge_series(vec![
+            everything(&db.querier(&tenant)).await,
+            everything(&bucket.querier(tenant.clone())).await,
+        ]);
+        assert_eq!(merged, expected);
+        drop((q, head));
+        drop(db);
+
+        // Restart: spill files are stale and removed; replay rebuilds in memory.
+        let db = Tsdb::open(&data, o).unwrap();
+        assert_eq!(std::fs::read_dir(data.join("head_chunks")).unwrap().count(), 0);
+        assert_eq!(db.head(&tenant).unwrap().stats().spilled_chunk_bytes, 0);
+        bucket.invalidate(&tenant);
+        let merged = merge_series(vec![
+            everything(&db.querier(&tenant)).await,
+            everything(&bucket.querier(tenant.clone())).await,
+        ]);
+        assert_eq!(merged, expected);
+        // Flushing everything drops every chunk, and with them their files (but the
+        // one still being appended to).
+        db.spill().await.unwrap();
+        assert!(std::fs::read_dir(data.join("head_chunks")).unwrap().count() >= 1);
+        db.flush(&store, CutPolicy::default(), true).await.unwrap();
+        assert!(std::fs::read_dir(data.join("head_chunks")).unwrap().count() <= 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

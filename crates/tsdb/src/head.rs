@@ -14,11 +14,11 @@
 pub(crate) mod append;
 pub(crate) mod cut;
 mod read;
+pub(crate) mod spill;
 mod symbols;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
@@ -28,6 +28,7 @@ pub use read::HeadQuerier;
 use symbols::Symbols;
 
 use crate::chunk::XorAppender;
+use spill::ChunkData;
 use strata_model::{Sample, TenantId};
 
 /// Metric metadata as remote write carries it.
@@ -39,12 +40,12 @@ pub struct Metadata {
     pub unit: String,
 }
 
-/// A closed, immutable chunk.
+/// A closed, immutable chunk, in memory or spilled to a file.
 #[derive(Debug, Clone)]
 pub(crate) struct ClosedChunk {
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) data: ChunkData,
 }
 
 #[derive(Debug)]
@@ -123,7 +124,10 @@ pub struct HeadStats {
     pub series: u64,
     pub samples: u64,
     pub chunks: u64,
+    /// Bytes of chunks held in memory.
     pub chunk_bytes: u64,
+    /// Bytes of closed chunks spilled to head chunk files.
+    pub spilled_chunk_bytes: u64,
     pub symbols: u64,
     pub min_t: i64,
     pub max_t: i64,
@@ -170,7 +174,14 @@ impl Head {
         };
         for m in g.live.iter().map(|id| &g.series[id as usize]) {
             s.chunks += m.closed.len() as u64 + u64::from(!m.open.is_empty());
-            s.chunk_bytes += m.closed.iter().map(|c| c.data.len() as u64).sum::<u64>() + m.open.bytes().len() as u64;
+            for c in &m.closed {
+                if c.data.in_memory() {
+                    s.chunk_bytes += c.data.len() as u64;
+                } else {
+                    s.spilled_chunk_bytes += c.data.len() as u64;
+                }
+            }
+            s.chunk_bytes += m.open.bytes().len() as u64;
         }
         s
     }

@@ -23,6 +23,6 @@ pub mod wal;
 
 pub use db::{IngestStats, Tsdb, TsdbOptions};
 pub use error::{Error, ErrorKind, Result};
-pub use flush::{CutPolicy, run_flusher};
+pub use flush::{CutPolicy, run_flusher, run_spiller};
 pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
 pub use wal::{FsyncPolicy, MetadataEntry, WalOptions, WalStats};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use strata_model::Sample;
 
+use super::spill::ChunkData;
 use super::{ClosedChunk, HeadInner, MemSeries, Metadata, hash_pairs};
 use crate::chunk::SAMPLES_PER_CHUNK;
 
@@ -77,7 +78,9 @@ impl MemSeries {
             return find(self.open.bytes());
         }
         let i = self.closed.partition_point(|c| c.max_t < t);
-        self.closed.get(i).filter(|c| c.min_t <= t).and_then(|c| find(&c.data))
+        // A spilled chunk that cannot be read answers "not stored": the sample is
+        // then refused as out of order rather than taken for a duplicate.
+        self.closed.get(i).filter(|c| c.min_t <= t).and_then(|c| find(&c.data.load().ok()?))
     }
 
     /// Puts one sample. `ooo_floor` is the oldest timestamp the out-of-order window
@@ -115,7 +118,7 @@ impl MemSeries {
         }
         if self.open.len() >= SAMPLES_PER_CHUNK {
             let open = std::mem::take(&mut self.open);
-            self.closed.push(ClosedChunk { min_t: self.open_min_t, max_t: open.last_t(), data: open.finish().into() });
+            self.closed.push(ClosedChunk { min_t: self.open_min_t, max_t: open.last_t(), data: ChunkData::Mem(open.finish().into()) });
         }
         if self.open.is_empty() {
             self.open_min_t = s.t;

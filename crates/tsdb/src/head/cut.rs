@@ -21,10 +21,10 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use strata_model::{Labels, Sample};
 
+use super::spill::ChunkData;
 use super::{ClosedChunk, Head, HeadInner};
 use crate::chunk::{XorAppender, XorIter};
 
@@ -84,7 +84,7 @@ pub(crate) struct CutMark {
 #[derive(Debug)]
 pub(crate) struct CutSeries {
     labels: Labels,
-    chunks: Vec<Arc<[u8]>>,
+    chunks: Vec<ChunkData>,
     open: Option<Vec<u8>>,
     ooo: Vec<Sample>,
     inorder_upto: i64,
@@ -92,16 +92,20 @@ pub(crate) struct CutSeries {
 
 impl CutSeries {
     /// The labels and the samples taken, in time order.
-    pub(crate) fn decode(self) -> (Labels, Vec<Sample>) {
+    pub(crate) fn decode(self) -> crate::Result<(Labels, Vec<Sample>)> {
         let mut out = Vec::new();
-        for c in self.chunks.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
+        let mut bufs = Vec::with_capacity(self.chunks.len());
+        for c in &self.chunks {
+            bufs.push(c.load()?);
+        }
+        for c in bufs.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
             if let Ok(it) = XorIter::new(c) {
                 out.extend(it.map_while(Result::ok).take_while(|s| s.t <= self.inorder_upto));
             }
         }
         out.retain(|s| s.t <= self.inorder_upto);
         let samples = if self.ooo.is_empty() { out } else { strata_model::merge_samples(out, self.ooo) };
-        (self.labels, samples)
+        Ok((self.labels, samples))
     }
 }
 
@@ -152,13 +156,23 @@ impl HeadInner {
             let mut kept_closed = Vec::with_capacity(s.closed.len());
             for chunk in s.closed.drain(..) {
                 if chunk.max_t <= upto {
-                    removed += XorIter::new(&chunk.data).map_or(0, |it| u64::from(it.declared_len()));
+                    removed += u64::from(chunk.data.samples());
                 } else if chunk.min_t <= upto {
-                    let (app, min_t, n) = keep_after(&chunk.data, upto);
+                    let bytes = match chunk.data.load() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // Keep it whole: its older samples are then in the head and
+                            // in the block, which readers and compaction deduplicate.
+                            tracing::error!(error = %e, "head chunk unreadable; kept untruncated");
+                            kept_closed.push(chunk);
+                            continue;
+                        }
+                    };
+                    let (app, min_t, n) = keep_after(&bytes, upto);
                     removed += n;
                     if !app.is_empty() {
                         let max_t = app.last_t();
-                        kept_closed.push(ClosedChunk { min_t, max_t, data: app.finish().into() });
+                        kept_closed.push(ClosedChunk { min_t, max_t, data: ChunkData::Mem(app.finish().into()) });
                     }
                 } else {
                     kept_closed.push(chunk);

@@ -8,6 +8,7 @@ use roaring::RoaringBitmap;
 use strata_block::Postings;
 use strata_model::{Label, Labels, Matcher, Querier, Sample, SelectHints, Series, TimeRange};
 
+use super::spill::ChunkData;
 use super::{Head, HeadInner};
 use crate::chunk::XorIter;
 
@@ -27,7 +28,7 @@ impl HeadQuerier {
 /// What a reader copies out under the lock.
 struct Snapshot {
     labels: Labels,
-    chunks: Vec<Arc<[u8]>>,
+    chunks: Vec<ChunkData>,
     open: Option<Vec<u8>>,
     ooo: Vec<Sample>,
 }
@@ -90,9 +91,12 @@ impl HeadInner {
 }
 
 impl Snapshot {
-    fn decode(self, range: TimeRange) -> Series {
-        let declared: usize = self
-            .chunks
+    fn decode(self, range: TimeRange) -> crate::Result<Series> {
+        let mut bufs = Vec::with_capacity(self.chunks.len());
+        for c in &self.chunks {
+            bufs.push(c.load()?);
+        }
+        let declared: usize = bufs
             .iter()
             .map(|c| &c[..])
             .chain(self.open.as_deref())
@@ -100,7 +104,7 @@ impl Snapshot {
             .map(|it| usize::from(it.declared_len()))
             .sum();
         let mut samples = Vec::with_capacity(declared);
-        for c in self.chunks.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
+        for c in bufs.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
             if let Ok(it) = XorIter::new(c) {
                 // Chunks are written by this process; a decode error cannot happen
                 // short of memory corruption, and would only shorten the answer.
@@ -110,7 +114,7 @@ impl Snapshot {
         if !self.ooo.is_empty() {
             samples = strata_model::merge_samples(samples, self.ooo);
         }
-        Series { labels: self.labels, samples }
+        Ok(Series { labels: self.labels, samples })
     }
 }
 
@@ -121,7 +125,7 @@ const PARALLEL_DECODE_CHUNKS: usize = 256;
 /// Decodes snapshots into series, keeping their order. Large selections run on
 /// blocking threads (decoding is CPU work that must not stall the async workers),
 /// one part per core.
-async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> Vec<Series> {
+async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> crate::Result<Vec<Series>> {
     let chunks: usize = snaps.iter().map(|s| s.chunks.len() + usize::from(s.open.is_some())).sum();
     if chunks < PARALLEL_DECODE_CHUNKS || tokio::runtime::Handle::try_current().is_err() {
         return snaps.into_iter().map(|s| s.decode(range)).collect();
@@ -133,17 +137,17 @@ async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> Vec<Seri
     while !snaps.is_empty() {
         let rest = snaps.split_off(per.min(snaps.len()));
         let part = std::mem::replace(&mut snaps, rest);
-        tasks.push(tokio::task::spawn_blocking(move || part.into_iter().map(|s| s.decode(range)).collect::<Vec<_>>()));
+        tasks.push(tokio::task::spawn_blocking(move || part.into_iter().map(|s| s.decode(range)).collect::<crate::Result<Vec<_>>>()));
     }
     let mut out = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(part) => out.extend(part),
+            Ok(part) => out.extend(part?),
             // A panic while decoding is a bug; surface it where it happened.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    out
+    Ok(out)
 }
 
 #[async_trait]
@@ -165,7 +169,7 @@ impl Querier for HeadQuerier {
             }
             snaps
         };
-        let mut out = decode_all_parallel(snaps, hints.range).await;
+        let mut out = decode_all_parallel(snaps, hints.range).await.map_err(strata_model::Error::storage)?;
         if !hints.labels_only {
             // A series can overlap the range by its extent yet have no sample inside it.
             out.retain(|s| !s.samples.is_empty());
