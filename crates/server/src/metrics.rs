@@ -223,11 +223,9 @@ impl prometheus_client::collector::Collector for TsdbCollector {
             ("strata_head_samples", "Samples in the head", |s| s.samples),
             ("strata_head_chunks", "Compressed chunks in the head", |s| s.chunks),
             ("strata_head_chunk_bytes", "Bytes of compressed chunk data the head holds in memory", |s| s.chunk_bytes),
-            (
-                "strata_head_spilled_chunk_bytes",
-                "Bytes of closed head chunks moved to files under head_chunks/",
-                |s| s.spilled_chunk_bytes,
-            ),
+            ("strata_head_spilled_chunk_bytes", "Bytes of closed head chunks moved to files under head_chunks/", |s| {
+                s.spilled_chunk_bytes
+            }),
         ];
         for (name, help, get) in gauges {
             let mut me = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;

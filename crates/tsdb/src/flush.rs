@@ -199,6 +199,21 @@ impl Tsdb {
                     metas.push(block.meta);
                 }
                 let removed = head.inner.write().truncate(&cut);
+                if let Some(window) = self.opts.memory_window_ms {
+                    // Truncation re-encoded the chunks spanning the cut's end in memory,
+                    // spilled ones included: move those back out before the next cut.
+                    let (h, spiller) = (head.clone(), self.spiller.clone());
+                    let spilled =
+                        tokio::task::spawn_blocking(move || crate::head::spill::spill_head(&h, &spiller, window))
+                            .await
+                            .map_err(|e| Error::Flush { reason: e.to_string() })?;
+                    match spilled {
+                        Ok(n) => {
+                            self.ingest_stats().chunk_bytes_spilled.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "moving head chunks to files failed"),
+                    }
+                }
                 cut_any = true;
                 self.cuts.lock().entry(tenant.as_str().to_string()).or_default().record(before, floor, sealed);
                 self.save_cuts()?;
@@ -390,7 +405,11 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn opts(ooo: i64) -> TsdbOptions {
-        TsdbOptions { wal: WalOptions { segment_size: 16 << 10, ..Default::default() }, out_of_order_window_ms: ooo, memory_window_ms: None }
+        TsdbOptions {
+            wal: WalOptions { segment_size: 16 << 10, ..Default::default() },
+            out_of_order_window_ms: ooo,
+            memory_window_ms: None,
+        }
     }
 
     async fn write(db: &Tsdb, tenant: &TenantId, from: i64, to: i64, step: i64) {

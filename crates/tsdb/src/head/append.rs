@@ -118,7 +118,11 @@ impl MemSeries {
         }
         if self.open.len() >= SAMPLES_PER_CHUNK {
             let open = std::mem::take(&mut self.open);
-            self.closed.push(ClosedChunk { min_t: self.open_min_t, max_t: open.last_t(), data: ChunkData::Mem(open.finish().into()) });
+            self.closed.push(ClosedChunk {
+                min_t: self.open_min_t,
+                max_t: open.last_t(),
+                data: ChunkData::Mem(open.finish().into()),
+            });
         }
         if self.open.is_empty() {
             self.open_min_t = s.t;

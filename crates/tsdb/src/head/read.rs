@@ -137,7 +137,9 @@ async fn decode_all_parallel(snaps: Vec<Snapshot>, range: TimeRange) -> crate::R
     while !snaps.is_empty() {
         let rest = snaps.split_off(per.min(snaps.len()));
         let part = std::mem::replace(&mut snaps, rest);
-        tasks.push(tokio::task::spawn_blocking(move || part.into_iter().map(|s| s.decode(range)).collect::<crate::Result<Vec<_>>>()));
+        tasks.push(tokio::task::spawn_blocking(move || {
+            part.into_iter().map(|s| s.decode(range)).collect::<crate::Result<Vec<_>>>()
+        }));
     }
     let mut out = Vec::new();
     for t in tasks {
