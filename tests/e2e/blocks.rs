@@ -167,6 +167,35 @@ async fn flushed_blocks_answer_like_the_head_and_survive_losing_the_data_dir() {
     assert_eq!(duck.join("\n"), from_head["remote read bits"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilled_head_chunks_answer_like_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let objstore = ObjStoreConfig::filesystem(tmp.path().join("bucket"));
+    // A zero window: every closed chunk leaves memory.
+    let opts = strata_tsdb::TsdbOptions { memory_window_ms: Some(0), ..Default::default() };
+    let sb = Sandbox::start_full(Default::default(), opts, Some(&tmp.path().join("data")), Some(objstore)).await;
+    let (status, body) = write_v1(&sb.client, &format!("http://{}", sb.addr), &workload(), None).await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    let in_memory = answers(&sb).await;
+    let moved = sb.tsdb.spill().await.unwrap();
+    // 24 series of 720 samples: five closed chunks each, one open.
+    let head = sb.tsdb.head(&strata_model::TenantId::new("anonymous").unwrap()).unwrap().stats();
+    assert_eq!(head.spilled_chunk_bytes, moved);
+    assert!(moved > 0 && head.chunk_bytes < moved / 4, "{head:?}");
+    let metrics = get(&sb, "/metrics", &[]).await;
+    assert!(metrics.contains(&format!("strata_head_spilled_chunk_bytes{{tenant=\"anonymous\"}} {moved}")), "{metrics}");
+    let spilled = answers(&sb).await;
+    for (k, v) in &in_memory {
+        assert_eq!(&spilled[k], v, "{k} differs once chunks are in files");
+    }
+    // Blocks cut from spilled chunks hold the same samples.
+    flush(&sb).await;
+    let from_blocks = answers(&sb).await;
+    for (k, v) in &in_memory {
+        assert_eq!(&from_blocks[k], v, "{k} differs after a flush of spilled chunks");
+    }
+}
+
 /// Runs `scripts/check_block_sql.py` on a block; `None` (with the reason printed)
 /// when DuckDB is not installed.
 fn check_block_sql(dir: &Path) -> Option<Vec<String>> {

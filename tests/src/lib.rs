@@ -25,6 +25,8 @@ use strata_tsdb::{CutPolicy, Tsdb, TsdbOptions};
 pub struct Sandbox {
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// The storage behind the server (for passes a test triggers, such as spilling).
+    pub tsdb: Arc<Tsdb>,
     _tmp: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -61,8 +63,8 @@ impl Sandbox {
             let bucket = Bucket::new(store, BucketOptions::default());
             state.set_blocks(Blocks { bucket, policy: CutPolicy::default(), store_stats, extra_metrics: None });
         }
-        let tsdb = Tsdb::open(&dir, opts).expect("open tsdb");
-        state.set_ready(Arc::new(tsdb));
+        let tsdb = Arc::new(Tsdb::open(&dir, opts).expect("open tsdb"));
+        state.set_ready(tsdb.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -74,7 +76,7 @@ impl Sandbox {
                 })
                 .await;
         });
-        Sandbox { addr, dir, _tmp: tmp, shutdown: Some(tx), task: Some(task), client: reqwest::Client::new() }
+        Sandbox { addr, dir, tsdb, _tmp: tmp, shutdown: Some(tx), task: Some(task), client: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
