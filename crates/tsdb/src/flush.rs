@@ -430,6 +430,20 @@ mod tests {
         }
     }
 
+    /// A temporary directory, a local bucket in it, and a tenant.
+    fn setup(tenant: &str) -> (tempfile::TempDir, Arc<dyn ObjectStore>, Arc<Bucket>, TenantId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
+        let bucket = Bucket::new(store.clone(), BucketOptions::default());
+        (dir, store, bucket, TenantId::new(tenant).unwrap())
+    }
+
+    /// Everything the head and the bucket hold together, each sample once.
+    async fn head_and_blocks(db: &Tsdb, bucket: &Arc<Bucket>, tenant: &TenantId) -> Vec<Series> {
+        bucket.invalidate(tenant);
+        merge_series(vec![everything(&db.querier(tenant)).await, everything(&bucket.querier(tenant.clone())).await])
+    }
+
     async fn everything(q: &dyn Querier) -> Vec<Series> {
         let m = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()];
         q.select(&SelectHints::range(i64::MIN, i64::MAX), &m).await.unwrap()
@@ -437,10 +451,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cut_upload_truncate_and_restart_lose_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
-        let bucket = Bucket::new(store.clone(), BucketOptions::default());
-        let tenant = TenantId::new("team-a").unwrap();
+        let (dir, store, bucket, tenant) = setup("team-a");
         let data = dir.path().join("data");
         let policy = CutPolicy::default();
         let expected = {
@@ -460,10 +471,7 @@ mod tests {
             let segments_after = std::fs::read_dir(data.join("wal")).unwrap().count();
             assert!(segments_after < segments_before, "wal not truncated: {segments_before} -> {segments_after}");
             // Head and blocks together still hold everything, exactly once.
-            let merged = merge_series(vec![
-                everything(&db.querier(&tenant)).await,
-                everything(&bucket.querier(tenant.clone())).await,
-            ]);
+            let merged = head_and_blocks(&db, &bucket, &tenant).await;
             assert_eq!(merged, expected);
             // A sample for a cut range is refused with a clear reason.
             let labels = [("__name__", "m"), ("instance", "new")];
@@ -490,10 +498,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cut_of_many_series_is_taken_in_batches_in_label_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
-        let bucket = Bucket::new(store.clone(), BucketOptions::default());
-        let tenant = TenantId::new("t").unwrap();
+        let (dir, store, bucket, tenant) = setup("t");
         let db = Tsdb::open(&dir.path().join("data"), opts(0)).unwrap();
         // Series created in an order unlike their label order, more than one batch,
         // with label sets of different lengths.
@@ -521,10 +526,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn churned_series_leave_the_head_after_their_range_is_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
-        let bucket = Bucket::new(store.clone(), BucketOptions::default());
-        let tenant = TenantId::new("t").unwrap();
+        let (dir, store, bucket, tenant) = setup("t");
         let data = dir.path().join("data");
         let put = |db: &Tsdb, inst: &str, from: i64, to: i64| {
             let labels = [("__name__", "m"), ("instance", inst), ("pod", inst)];
@@ -570,20 +572,13 @@ mod tests {
         // Replay rebuilds the same head from the checkpoint and segments.
         let db = Tsdb::open(&data, opts(0)).unwrap();
         assert_eq!(db.head(&tenant).unwrap().stats().series, 3);
-        bucket.invalidate(&tenant);
-        let merged = merge_series(vec![
-            everything(&db.querier(&tenant)).await,
-            everything(&bucket.querier(tenant.clone())).await,
-        ]);
+        let merged = head_and_blocks(&db, &bucket, &tenant).await;
         assert_eq!(merged, expected);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spilled_chunks_answer_like_memory_through_cut_and_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
-        let bucket = Bucket::new(store.clone(), BucketOptions::default());
-        let tenant = TenantId::new("t").unwrap();
+        let (dir, store, bucket, tenant) = setup("t");
         let data = dir.path().join("data");
         let o = TsdbOptions { memory_window_ms: Some(H / 2), ..opts(0) };
         let db = Tsdb::open(&data, o.clone()).unwrap();
@@ -611,10 +606,7 @@ mod tests {
         // 2h is spilled and re-encoded).
         let metas = db.flush(&store, CutPolicy::default(), false).await.unwrap();
         assert_eq!(metas.len(), 1);
-        let merged = merge_series(vec![
-            everything(&db.querier(&tenant)).await,
-            everything(&bucket.querier(tenant.clone())).await,
-        ]);
+        let merged = head_and_blocks(&db, &bucket, &tenant).await;
         assert_eq!(merged, expected);
         drop((q, head));
         drop(db);
@@ -623,11 +615,7 @@ mod tests {
         let db = Tsdb::open(&data, o).unwrap();
         assert_eq!(std::fs::read_dir(data.join("head_chunks")).unwrap().count(), 0);
         assert_eq!(db.head(&tenant).unwrap().stats().spilled_chunk_bytes, 0);
-        bucket.invalidate(&tenant);
-        let merged = merge_series(vec![
-            everything(&db.querier(&tenant)).await,
-            everything(&bucket.querier(tenant.clone())).await,
-        ]);
+        let merged = head_and_blocks(&db, &bucket, &tenant).await;
         assert_eq!(merged, expected);
         // Flushing everything drops every chunk, and with them their files (but the
         // one still being appended to).
@@ -639,10 +627,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn late_samples_in_the_ooo_window_land_in_an_overlapping_block() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjStoreConfig::filesystem(dir.path().join("bucket")).build().unwrap();
-        let bucket = Bucket::new(store.clone(), BucketOptions::default());
-        let tenant = TenantId::new("t").unwrap();
+        let (dir, store, bucket, tenant) = setup("t");
         let db = Tsdb::open(&dir.path().join("data"), opts(4 * H)).unwrap();
         write(&db, &tenant, 0, 3 * H + 30_000, 60_000).await;
         let metas = db.flush(&store, CutPolicy::default(), false).await.unwrap();
