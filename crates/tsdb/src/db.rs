@@ -93,7 +93,10 @@ impl Tsdb {
                     let mut g = head.inner.write();
                     for s in series.into_iter().filter(|s| !s.labels.is_empty()) {
                         let pairs: Vec<(&str, &str)> = s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                        let (id, _) = g.get_or_create(&pairs);
+                        let id = match u32::try_from(s.series_ref) {
+                            Ok(r) => g.get_or_create_at(r, &pairs),
+                            Err(_) => g.get_or_create(&pairs).0,
+                        };
                         remapped |= u64::from(id) != s.series_ref;
                         map.insert(s.series_ref, id);
                     }
@@ -145,7 +148,7 @@ impl Tsdb {
         crate::flush::apply_cuts(&db, &db.cuts.lock().clone());
         // Series whose logged samples were all in blocks came back empty.
         for head in db.heads.read().values() {
-            head.inner.write().remove_unwritten();
+            head.inner.write().after_replay();
         }
         if skipped_uploaded > 0 {
             tracing::info!(samples = skipped_uploaded, "wal replay skipped samples already in blocks");
@@ -239,7 +242,6 @@ impl Tsdb {
             put_frame(&mut frames, record::TYPE_SERIES, &payload);
             nrec += 1;
         }
-        drop(g);
         if !accepted.is_empty() {
             payload.clear();
             record::encode_samples(&mut payload, tenant.as_str(), &accepted);
@@ -255,7 +257,13 @@ impl Tsdb {
         outcome.accepted = accepted.len() as u64;
         self.count(&outcome, new_series.len());
         let newest = (!accepted.is_empty()).then(|| (tenant.as_str().to_string(), newest));
-        Ok((outcome, self.wal.append(frames, nrec, newest)))
+        // Queued under the head lock: the log's order is the head's, so a series id
+        // freed by a cut and reused is never logged ahead of its earlier owner's
+        // records, and a cut's WAL rotation (also under this lock) separates exactly
+        // the samples it took.
+        let commit = self.wal.append(frames, nrec, newest);
+        drop(g);
+        Ok((outcome, commit))
     }
 
     /// Marks the WAL failed after a commit error so later appends are refused until a

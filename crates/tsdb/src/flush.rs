@@ -577,6 +577,68 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ids_freed_by_collection_stay_consistent_across_restarts() {
+        let (dir, store, bucket, tenant) = setup("t");
+        let data = dir.path().join("data");
+        // Each series in 10-minute requests, in time order across series, so the WAL
+        // (16 KiB segments) spreads over many segments.
+        let put = |db: &Tsdb, insts: &[&str], from: i64, to: i64| {
+            let mut commits = Vec::new();
+            let mut t = from;
+            while t < to {
+                let end = (t + 600_000).min(to);
+                for inst in insts {
+                    let labels = [("__name__", "m"), ("instance", *inst)];
+                    let samples: Vec<Sample> =
+                        (t / 60_000..end / 60_000).map(|k| Sample::new(k * 60_000, (k * 3) as f64 + 0.5)).collect();
+                    let (o, c) =
+                        db.append(&tenant, &[SeriesInput { labels: &labels, samples: &samples }], &[]).unwrap();
+                    assert_eq!(o.accepted as usize, samples.len(), "{inst}: {:?}", o.rejected);
+                    commits.push(c);
+                }
+                t = end;
+            }
+            commits
+        };
+        let wait = |commits: Vec<crate::wal::Commit>| async move {
+            for c in commits {
+                c.wait().await.unwrap();
+            }
+        };
+        let fillers: Vec<String> = (0..20).map(|i| format!("f{i:02}")).collect();
+        let mut steady: Vec<&str> = vec!["a", "c"];
+        steady.extend(fillers.iter().map(String::as_str));
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        wait(put(&db, &["b"], 0, H / 2)).await;
+        wait(put(&db, &steady, 0, 3 * H + 60_000)).await;
+        // [0, 2h) is cut: "b" is collected and its id freed; the WAL checkpoint has a gap.
+        assert_eq!(db.flush(&store, CutPolicy::default(), false).await.unwrap().len(), 1);
+        assert_eq!(db.head(&tenant).unwrap().stats().series, steady.len() as u64);
+        // Logged before the restart under the old ids; the part after 4h is still
+        // needed after the next cut, so its segments outlive the next WAL truncation.
+        wait(put(&db, &steady, 3 * H + 60_000, 4 * H + 30 * 60_000)).await;
+        drop(db);
+
+        // Restart: series keep their logged ids, so records before and after agree.
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        wait(put(&db, &["d"], 4 * H + 30 * 60_000, 5 * H + 60_000)).await;
+        wait(put(&db, &steady, 4 * H + 30 * 60_000, 5 * H + 60_000)).await;
+        let expected = head_and_blocks(&db, &bucket, &tenant).await;
+        assert_eq!(expected.len(), steady.len() + 2);
+        // [2h, 4h) is cut and the WAL truncated: a new checkpoint, while the segments
+        // logged before the restart with samples after 4h stay.
+        assert_eq!(db.flush(&store, CutPolicy::default(), false).await.unwrap().len(), 1);
+        assert_eq!(head_and_blocks(&db, &bucket, &tenant).await, expected);
+        drop(db);
+
+        // Later restarts attach every logged sample to its own series.
+        for _ in 0..2 {
+            let db = Tsdb::open(&data, opts(0)).unwrap();
+            assert_eq!(head_and_blocks(&db, &bucket, &tenant).await, expected);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spilled_chunks_answer_like_memory_through_cut_and_restart() {
         let (dir, store, bucket, tenant) = setup("t");
         let data = dir.path().join("data");

@@ -152,6 +152,40 @@ impl HeadInner {
                 (self.series.len() - 1) as u32
             }
         };
+        self.create_in(id, syms, hash)
+    }
+
+    /// During WAL replay: the series of log ref `want` with these labels, created at
+    /// id `want` so that ids stay what the log says (records written before and after
+    /// a restart then agree). A series already in that slot with no samples is one
+    /// the running process collected before reusing its id: it goes. Any other clash
+    /// (a log that lost a record) gets a fresh id, which the caller sees and remaps.
+    pub(crate) fn get_or_create_at(&mut self, want: u32, labels: &[(&str, &str)]) -> u32 {
+        let hash = hash_pairs(&mut self.scratch, labels);
+        if let Some(id) = self.lookup(hash) {
+            return id;
+        }
+        let slot = want as usize;
+        // A ref far beyond every id seen is not worth a table that large.
+        if slot > self.series.len() + (1 << 20) {
+            return self.create(hash, labels);
+        }
+        if self.series.len() <= slot {
+            self.series.resize_with(slot + 1, || MemSeries::new(Box::new([])));
+        }
+        if self.live.contains(want) {
+            if self.series[slot].first_t != i64::MAX {
+                return self.create(hash, labels);
+            }
+            self.remove_series(want);
+        }
+        let syms: Box<[(u32, u32)]> =
+            labels.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        self.create_in(want, syms, hash)
+    }
+
+    /// Puts a new series with interned labels `syms` in the empty slot `id`.
+    fn create_in(&mut self, id: u32, syms: Box<[(u32, u32)]>, hash: u128) -> u32 {
         for &(n, v) in syms.iter() {
             self.postings.entry(n).or_default().entry(v).or_default().insert(id);
         }

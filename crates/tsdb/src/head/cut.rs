@@ -149,7 +149,6 @@ impl HeadInner {
     /// Returns how many samples were removed.
     pub(crate) fn truncate(&mut self, cut: &Cut) -> u64 {
         let mut removed = 0u64;
-        let mut gone = Vec::new();
         for c in &cut.marks {
             let s = &mut self.series[c.id as usize];
             let upto = c.inorder_upto;
@@ -199,17 +198,8 @@ impl HeadInner {
             .flatten()
             .min()
             .unwrap_or(i64::MAX);
-            // A series left with nothing whose newest sample is below the floor can
-            // take no more samples of its own time range: it is garbage (churned
-            // series). A later sample with its labels creates it anew.
-            if s.first_t == i64::MAX && s.last_t < self.cut_floor {
-                gone.push(c.id);
-            }
         }
-        for &id in &gone {
-            self.remove_series(id);
-        }
-        self.remove_unwritten();
+        self.remove_empty();
         self.samples = self.samples.saturating_sub(removed);
         self.min_t = self.series.iter().map(|s| s.first_t).min().unwrap_or(i64::MAX);
         removed
@@ -217,13 +207,31 @@ impl HeadInner {
 }
 
 impl HeadInner {
-    /// Removes series that never stored a sample: created by requests whose every
-    /// sample was refused, or by WAL replay for samples that were all in blocks.
-    pub(crate) fn remove_unwritten(&mut self) {
-        let gone: Vec<u32> = self.live.iter().filter(|&id| self.series[id as usize].last_t == i64::MIN).collect();
+    /// Removes the series that hold no samples and can take none of their own time
+    /// range: their newest sample is below the cut floor (churned series whose data
+    /// is all in blocks), or they never stored one (created by requests whose every
+    /// sample was refused, or by WAL replay for samples all in blocks). A later
+    /// sample with their labels creates them anew.
+    pub(crate) fn remove_empty(&mut self) {
+        let floor = self.cut_floor;
+        let gone: Vec<u32> = self
+            .live
+            .iter()
+            .filter(|&id| {
+                let s = &self.series[id as usize];
+                s.first_t == i64::MAX && (s.last_t == i64::MIN || s.last_t < floor)
+            })
+            .collect();
         for id in gone {
             self.remove_series(id);
         }
+    }
+
+    /// After WAL replay: drops empty series and frees every slot no series holds
+    /// (replay creates series at their logged ids, leaving gaps).
+    pub(crate) fn after_replay(&mut self) {
+        self.remove_empty();
+        self.free_ids = (0..self.series.len() as u32).rev().filter(|&id| !self.live.contains(id)).collect();
     }
 }
 
