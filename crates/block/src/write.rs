@@ -23,8 +23,10 @@ use crate::{Error, Result};
 const BATCH_ROWS: usize = 64 * 1024;
 /// Series rows buffered before a batch goes to the series table's writer.
 pub(crate) const BATCH_SERIES: usize = 8 * 1024;
-/// Rows per row group of `samples.parquet`.
-const ROW_GROUP_ROWS: usize = 1024 * 1024;
+/// Rows per row group of `samples.parquet`. The writer holds a row group's pages in
+/// memory until it closes (heaptrack: ~9 MiB for 1M-row groups); at 256K rows the
+/// flush peaked ~10 MiB lower with the same bytes per sample.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per data page: small pages let a one-series read fetch little.
 const PAGE_ROWS: usize = 8 * 1024;
 const ZSTD_LEVEL: i32 = 9;
