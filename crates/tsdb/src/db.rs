@@ -67,6 +67,9 @@ pub struct Tsdb {
     wal_failed: AtomicBool,
 }
 
+/// Samples replayed between two spill passes during start-up.
+const REPLAY_SPILL_EVERY_SAMPLES: usize = if cfg!(test) { 1_000 } else { 2_000_000 };
+
 impl Tsdb {
     /// Opens the WAL under `dir/wal`, replays it into fresh heads, and starts the
     /// writer. Returns once the heads hold everything the WAL held.
@@ -84,6 +87,10 @@ impl Tsdb {
         // Blocks half-written when the process died: the WAL still holds their data.
         let _ = std::fs::remove_dir_all(dir.join(crate::flush::SPOOL_DIR));
         let mut skipped_uploaded = 0u64;
+        let spiller = Arc::new(parking_lot::Mutex::new(crate::head::spill::Spiller::open(&dir.join("head_chunks"))?));
+        // Replay moves old chunks to files as it goes, so a restart peaks no higher
+        // than the running process does.
+        let mut replayed_since_spill = 0usize;
         let wal = Wal::open(&dir.join("wal"), opts.wal.clone(), |seg, rec| {
             stats.replayed_records.fetch_add(1, Ordering::Relaxed);
             match rec {
@@ -108,6 +115,7 @@ impl Tsdb {
                         return;
                     };
                     let cut = cuts.get(&tenant);
+                    let samples_len = samples.len();
                     let mut g = head.inner.write();
                     for s in samples {
                         if cut.is_some_and(|c| c.uploaded(seg, s.sample.t)) {
@@ -121,6 +129,16 @@ impl Tsdb {
                             None => {
                                 tracing::warn!(%tenant, series_ref = s.series_ref, "wal sample for unknown series skipped")
                             }
+                        }
+                    }
+                    drop(g);
+                    replayed_since_spill += samples_len;
+                    if let Some(window) = opts.memory_window_ms
+                        && replayed_since_spill >= REPLAY_SPILL_EVERY_SAMPLES
+                    {
+                        replayed_since_spill = 0;
+                        if let Err(e) = crate::head::spill::spill_head(&head, &spiller, window) {
+                            tracing::warn!(error = %e, "moving head chunks to files during replay failed");
                         }
                     }
                 }
@@ -137,7 +155,7 @@ impl Tsdb {
             wal: Arc::new(wal),
             dir: dir.to_path_buf(),
             flush_lock: tokio::sync::Mutex::new(()),
-            spiller: Arc::new(parking_lot::Mutex::new(crate::head::spill::Spiller::open(&dir.join("head_chunks"))?)),
+            spiller,
             wal_truncated_once: AtomicBool::new(false),
             heads: RwLock::new(heads),
             opts,
@@ -149,6 +167,11 @@ impl Tsdb {
         // Series whose logged samples were all in blocks came back empty.
         for head in db.heads.read().values() {
             head.inner.write().after_replay();
+            if let Some(window) = db.opts.memory_window_ms
+                && let Err(e) = crate::head::spill::spill_head(head, &db.spiller, window)
+            {
+                tracing::warn!(error = %e, "moving head chunks to files after replay failed");
+            }
         }
         if skipped_uploaded > 0 {
             tracing::info!(samples = skipped_uploaded, "wal replay skipped samples already in blocks");
