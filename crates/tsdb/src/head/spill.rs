@@ -48,15 +48,33 @@ pub(crate) enum ChunkData {
     File { file: Arc<SpillFile>, offset: u64, len: u32, samples: u16 },
 }
 
+/// A chunk's bytes: shared with the head, or read from a spill file.
+#[derive(Debug)]
+pub(crate) enum ChunkBytes {
+    Shared(Arc<[u8]>),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Shared(b) => b,
+            ChunkBytes::Read(v) => v,
+        }
+    }
+}
+
 impl ChunkData {
     /// The chunk's bytes (read from its file when spilled).
-    pub(crate) fn load(&self) -> Result<Arc<[u8]>> {
+    pub(crate) fn load(&self) -> Result<ChunkBytes> {
         match self {
-            ChunkData::Mem(b) => Ok(b.clone()),
+            ChunkData::Mem(b) => Ok(ChunkBytes::Shared(b.clone())),
             ChunkData::File { file, offset, len, .. } => {
                 let mut buf = vec![0u8; *len as usize];
                 file.file.read_exact_at(&mut buf, *offset).map_err(|e| Error::io("read head chunk", &file.path, e))?;
-                Ok(buf.into())
+                Ok(ChunkBytes::Read(buf))
             }
         }
     }
