@@ -133,7 +133,10 @@ stop # a leftover instance from an earlier run of the same DIR
 base=${WEED_PORT_BASE:-}
 if [ -z "$base" ]; then
   for _ in $(seq 1 50); do
-    cand=$((20000 + (RANDOM % 2000) * 10))
+    # Below the kernel's ephemeral range (32768 and up by default), including
+    # P+10008: an outgoing connection's local port can take a port that was free
+    # when checked and make weed's bind fail.
+    cand=$((10000 + (RANDOM % 1270) * 10))
     ok=1
     for p in $(seq "$cand" $((cand + 8))) $((cand + 10008)); do
       port_free "$p" || {
