@@ -188,21 +188,18 @@ impl Tsdb {
     fn log_all_series(&self) -> Result<()> {
         let heads: Vec<Arc<Head>> = self.heads.read().values().cloned().collect();
         for head in heads {
-            let g = head.inner.read();
-            let mut payload = Vec::new();
-            record::encode_series(
-                &mut payload,
-                head.tenant().as_str(),
-                g.live.iter().map(|id| (u64::from(id), g.label_strs(id))).collect::<Vec<_>>().into_iter(),
-            );
-            let mut frames = Vec::new();
-            put_frame(&mut frames, record::TYPE_SERIES, &payload);
-            drop(g);
+            let (mut frames, mut n) = (Vec::new(), 0);
+            crate::flush::series_frames::<std::convert::Infallible>(&head, |f| {
+                frames.extend_from_slice(f);
+                n += 1;
+                Ok(())
+            })
+            .unwrap_or_else(|never| match never {});
             // Not waited for: the writer writes and syncs in order, so the first
             // acknowledged append after this (the first that uses these ids) makes
             // it durable too. (Waiting here would need a runtime, and `open` may be
             // called from one.)
-            drop(self.wal.append(frames, 1, None));
+            drop(self.wal.append(frames, n, None));
         }
         Ok(())
     }

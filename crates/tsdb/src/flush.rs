@@ -21,7 +21,7 @@ use strata_model::TenantId;
 
 use crate::db::Tsdb;
 use crate::head::Head;
-use crate::head::cut::{CutSeries, order_by_labels};
+use crate::head::cut::order_by_labels;
 use crate::wal::record::{self, MetadataEntry};
 use crate::wal::{put_frame, record::TYPE_METADATA, record::TYPE_SERIES};
 use crate::{Error, Result};
@@ -124,11 +124,17 @@ impl Tsdb {
         let mut moved = 0;
         for tenant in self.tenants() {
             let Some(head) = self.head(&tenant) else { continue };
-            let spiller = self.spiller.clone();
-            moved += tokio::task::spawn_blocking(move || crate::head::spill::spill_head(&head, &spiller, window))
-                .await
-                .map_err(|e| Error::Flush { reason: e.to_string() })??;
+            moved += self.spill_head(head, window).await?;
         }
+        Ok(moved)
+    }
+
+    /// One head's spill pass, off the async workers. The caller holds the flush lock.
+    async fn spill_head(&self, head: Arc<Head>, window: i64) -> Result<u64> {
+        let spiller = self.spiller.clone();
+        let moved = tokio::task::spawn_blocking(move || crate::head::spill::spill_head(&head, &spiller, window))
+            .await
+            .map_err(|e| Error::Flush { reason: e.to_string() })??;
         self.ingest_stats().chunk_bytes_spilled.fetch_add(moved, std::sync::atomic::Ordering::Relaxed);
         Ok(moved)
     }
@@ -171,13 +177,13 @@ impl Tsdb {
                     order_by_labels(&h, &mut cut);
                     let mut b = BlockBuilder::spooled(&t, &spool)?;
                     for batch in cut.marks.chunks(CUT_BATCH_SERIES) {
-                        let taken: Vec<CutSeries> = {
+                        let taken: Vec<_> = {
                             let g = h.inner.read();
                             batch.iter().map(|m| g.take(&cut, m)).collect()
                         };
-                        for c in taken {
-                            let (labels, samples) = c.decode()?;
-                            b.add_series(&labels, &samples)?;
+                        for (m, snap) in batch.iter().zip(taken) {
+                            let s = snap.decode(m.range())?;
+                            b.add_series(&s.labels, &s.samples)?;
                         }
                     }
                     Ok((cut, b.finish(BlockOrigin::fresh())?))
@@ -202,16 +208,8 @@ impl Tsdb {
                 if let Some(window) = self.opts.memory_window_ms {
                     // Truncation re-encoded the chunks spanning the cut's end in memory,
                     // spilled ones included: move those back out before the next cut.
-                    let (h, spiller) = (head.clone(), self.spiller.clone());
-                    let spilled =
-                        tokio::task::spawn_blocking(move || crate::head::spill::spill_head(&h, &spiller, window))
-                            .await
-                            .map_err(|e| Error::Flush { reason: e.to_string() })?;
-                    match spilled {
-                        Ok(n) => {
-                            self.ingest_stats().chunk_bytes_spilled.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(e) => tracing::warn!(error = %e, "moving head chunks to files failed"),
+                    if let Err(e) = self.spill_head(head.clone(), window).await {
+                        tracing::warn!(error = %e, "moving head chunks to files failed");
                     }
                 }
                 cut_any = true;
@@ -340,24 +338,7 @@ fn write_checkpoint(heads: &[Arc<Head>], out: &mut dyn std::io::Write) -> std::i
     let mut frame = Vec::new();
     let mut payload = Vec::new();
     for head in heads {
-        // Series created after this point are in segments the truncation keeps.
-        let ids: Vec<u32> = head.inner.read().live.iter().collect();
-        for batch in ids.chunks(CHECKPOINT_SERIES_PER_RECORD) {
-            payload.clear();
-            {
-                // Series are only removed by a flush's truncation, and this checkpoint
-                // is part of the flush: the ids stay valid.
-                let g = head.inner.read();
-                record::encode_series(
-                    &mut payload,
-                    head.tenant().as_str(),
-                    batch.iter().map(|&id| (u64::from(id), g.label_strs(id))),
-                );
-            }
-            frame.clear();
-            put_frame(&mut frame, TYPE_SERIES, &payload);
-            out.write_all(&frame)?;
-        }
+        series_frames(head, |f| out.write_all(f))?;
         let meta: Vec<MetadataEntry> = head
             .inner
             .read()
@@ -377,6 +358,30 @@ fn write_checkpoint(heads: &[Arc<Head>], out: &mut dyn std::io::Write) -> std::i
             put_frame(&mut frame, TYPE_METADATA, &payload);
             out.write_all(&frame)?;
         }
+    }
+    Ok(())
+}
+
+/// Hands `out` framed series records declaring every series of `head` under its
+/// id, [`CHECKPOINT_SERIES_PER_RECORD`] to a record, each built under the read lock.
+/// Series created after the ids are listed are declared by their own records; series
+/// are only removed by a flush's truncation, which callers exclude.
+pub(crate) fn series_frames<E>(head: &Head, mut out: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    let ids: Vec<u32> = head.inner.read().live.iter().collect();
+    let (mut payload, mut frame) = (Vec::new(), Vec::new());
+    for batch in ids.chunks(CHECKPOINT_SERIES_PER_RECORD) {
+        payload.clear();
+        {
+            let g = head.inner.read();
+            record::encode_series(
+                &mut payload,
+                head.tenant().as_str(),
+                batch.iter().map(|&id| (u64::from(id), g.label_strs(id))),
+            );
+        }
+        frame.clear();
+        put_frame(&mut frame, TYPE_SERIES, &payload);
+        out(&frame)?;
     }
     Ok(())
 }

@@ -22,8 +22,9 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use strata_model::{Labels, Sample};
+use strata_model::{Sample, TimeRange};
 
+use super::read::Snapshot;
 use super::spill::ChunkData;
 use super::{ClosedChunk, Head, HeadInner};
 use crate::chunk::{XorAppender, XorIter};
@@ -80,32 +81,10 @@ pub(crate) struct CutMark {
     pub(crate) inorder_upto: i64,
 }
 
-/// One series' samples, taken for a block.
-#[derive(Debug)]
-pub(crate) struct CutSeries {
-    labels: Labels,
-    chunks: Vec<ChunkData>,
-    open: Option<Vec<u8>>,
-    ooo: Vec<Sample>,
-    inorder_upto: i64,
-}
-
-impl CutSeries {
-    /// The labels and the samples taken, in time order.
-    pub(crate) fn decode(self) -> crate::Result<(Labels, Vec<Sample>)> {
-        let mut out = Vec::new();
-        let mut bufs = Vec::with_capacity(self.chunks.len());
-        for c in &self.chunks {
-            bufs.push(c.load()?);
-        }
-        for c in bufs.iter().map(|c| &c[..]).chain(self.open.as_deref()) {
-            if let Ok(it) = XorIter::new(c) {
-                out.extend(it.map_while(Result::ok).take_while(|s| s.t <= self.inorder_upto));
-            }
-        }
-        out.retain(|s| s.t <= self.inorder_upto);
-        let samples = if self.ooo.is_empty() { out } else { strata_model::merge_samples(out, self.ooo) };
-        Ok((self.labels, samples))
+impl CutMark {
+    /// The time range whose samples the cut takes.
+    pub(crate) fn range(&self) -> TimeRange {
+        TimeRange::new(i64::MIN, self.inorder_upto)
     }
 }
 
@@ -129,20 +108,13 @@ impl HeadInner {
         cut
     }
 
-    /// The samples `mark` stands for: labels, chunk handles and a copy of the open
-    /// chunk (decoded outside the lock).
-    pub(crate) fn take(&self, cut: &Cut, mark: &CutMark) -> CutSeries {
-        let s = &self.series[mark.id as usize];
-        let upto = mark.inorder_upto;
-        let chunks = s.closed.iter().filter(|c| c.min_t <= upto).map(|c| c.data.clone()).collect();
-        let open = (!s.open.is_empty() && s.open_min_t <= upto).then(|| s.open.bytes().to_vec());
-        CutSeries {
-            labels: self.labels_of(mark.id),
-            chunks,
-            open,
-            ooo: cut.ooo.get(&mark.id).cloned().unwrap_or_default(),
-            inorder_upto: upto,
-        }
+    /// The samples `mark` stands for: a reader's snapshot of the in-order samples up
+    /// to `inorder_upto` (decode it with [`CutMark::range`]) with exactly the
+    /// out-of-order samples the cut took.
+    pub(crate) fn take(&self, cut: &Cut, mark: &CutMark) -> Snapshot {
+        let mut snap = self.snapshot(mark.id, mark.range(), false);
+        snap.ooo = cut.ooo.get(&mark.id).cloned().unwrap_or_default();
+        snap
     }
 
     /// Removes what `cut` took, and the series left empty below the cut floor.

@@ -25,12 +25,12 @@ impl HeadQuerier {
     }
 }
 
-/// What a reader copies out under the lock.
-struct Snapshot {
+/// What a reader (or a cut) copies out under the lock.
+pub(crate) struct Snapshot {
     labels: Labels,
     chunks: Vec<ChunkData>,
     open: Option<Vec<u8>>,
-    ooo: Vec<Sample>,
+    pub(crate) ooo: Vec<Sample>,
 }
 
 /// Matcher resolution and label lookups are the shared implementation over the
@@ -77,7 +77,7 @@ impl HeadInner {
         )
     }
 
-    fn snapshot(&self, id: u32, range: TimeRange, labels_only: bool) -> Snapshot {
+    pub(crate) fn snapshot(&self, id: u32, range: TimeRange, labels_only: bool) -> Snapshot {
         let s = &self.series[id as usize];
         let labels = self.labels_of(id);
         if labels_only {
@@ -91,7 +91,7 @@ impl HeadInner {
 }
 
 impl Snapshot {
-    fn decode(self, range: TimeRange) -> crate::Result<Series> {
+    pub(crate) fn decode(self, range: TimeRange) -> crate::Result<Series> {
         let mut bufs = Vec::with_capacity(self.chunks.len());
         for c in &self.chunks {
             bufs.push(c.load()?);

@@ -28,34 +28,26 @@ pub(crate) fn segment_name(n: u64) -> String {
 
 /// Segment files in `dir`, sorted by number. Other files are ignored.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("list wal", dir, e))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io("list wal", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.len() == 8
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(n) = name.parse::<u64>()
-        {
-            out.push((n, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
+    list_numbered(dir, "")
 }
 
 /// Checkpoint files in `dir` (`checkpoint.NNNNNNNN`), sorted by the segment number
 /// they cover up to.
 pub(crate) fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    list_numbered(dir, "checkpoint.")
+}
+
+/// Files in `dir` named `prefix` then eight decimal digits, sorted by that number.
+fn list_numbered(dir: &Path, prefix: &str) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io("list wal", dir, e))?;
     for entry in rd {
         let entry = entry.map_err(|e| Error::io("list wal", dir, e))?;
         let name = entry.file_name();
-        let Some(n) = name.to_str().and_then(|n| n.strip_prefix("checkpoint.")) else { continue };
-        if n.len() == 8
-            && let Ok(n) = n.parse::<u64>()
+        let Some(digits) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        if digits.len() == 8
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = digits.parse::<u64>()
         {
             out.push((n, entry.path()));
         }
