@@ -145,13 +145,7 @@ impl HeadInner {
     pub(crate) fn create(&mut self, hash: u128, labels: &[(&str, &str)]) -> u32 {
         let syms: Box<[(u32, u32)]> =
             labels.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
-        let id = match self.free_ids.pop() {
-            Some(id) => id,
-            None => {
-                self.series.push(MemSeries::new(Box::new([])));
-                (self.series.len() - 1) as u32
-            }
-        };
+        let id = self.free_ids.pop().unwrap_or(self.series.len() as u32);
         self.create_in(id, syms, hash)
     }
 
@@ -184,12 +178,18 @@ impl HeadInner {
         self.create_in(want, syms, hash)
     }
 
-    /// Puts a new series with interned labels `syms` in the empty slot `id`.
+    /// Puts a new series with interned labels `syms` in the empty slot `id` (or in a
+    /// new slot at the end when `id` is the slot count).
     fn create_in(&mut self, id: u32, syms: Box<[(u32, u32)]>, hash: u128) -> u32 {
         for &(n, v) in syms.iter() {
             self.postings.entry(n).or_default().entry(v).or_default().insert(id);
         }
-        self.series[id as usize] = MemSeries::new(syms);
+        let s = MemSeries::new(syms);
+        if id as usize == self.series.len() {
+            self.series.push(s);
+        } else {
+            self.series[id as usize] = s;
+        }
         self.live.insert(id);
         self.by_hash.insert(hash, id);
         id
