@@ -291,9 +291,10 @@ fn matcher_sets(vs: &parser::VectorSelector) -> Result<Vec<Vec<Matcher>>> {
         .collect()
 }
 
-/// Parses a query, mapping the parser's message to [`Error::Parse`].
+/// Parses a query as Prometheus 3 does (backtick strings raw), an error being
+/// [`Error::Parse`] with Prometheus's `line:col: parse error: ` prefix.
 pub fn parse(text: &str) -> Result<Expr> {
-    parser::parse(text).map_err(Error::Parse)
+    crate::syntax::parse(text)
 }
 
 struct PlanCtx {

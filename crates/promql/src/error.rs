@@ -3,8 +3,9 @@
 /// Everything that can go wrong while parsing or evaluating a query.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The query text does not parse or fails type checks.
-    #[error("parse error: {0}")]
+    /// The query text does not parse or fails type checks. The message is whole,
+    /// as Prometheus prints it: `1:5: parse error: unexpected …`.
+    #[error("{0}")]
     Parse(String),
     /// A request parameter or function argument is invalid (HTTP 400 `bad_data`).
     #[error("{0}")]

@@ -26,6 +26,7 @@
 mod engine;
 mod error;
 mod eval;
+mod syntax;
 pub mod test_source;
 mod value;
 
