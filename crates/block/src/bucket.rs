@@ -297,8 +297,13 @@ impl BlockQuerier {
     }
 }
 
+/// A store that is down or failing (or an object gone under a reader, which a
+/// retry with a fresh listing fixes) is `Unavailable`; a damaged block is not.
 fn model_err(e: Error) -> strata_model::Error {
-    strata_model::Error::storage(e)
+    match e.kind() {
+        crate::ErrorKind::Unavailable | crate::ErrorKind::NotFound => strata_model::Error::unavailable("object store", e),
+        crate::ErrorKind::Corrupt | crate::ErrorKind::Config => strata_model::Error::storage(e),
+    }
 }
 
 #[async_trait]

@@ -61,6 +61,18 @@ fn parquet_err(path: &BlockPath, what: &str, e: impl std::fmt::Display) -> Error
     Error::corrupt(path, format!("{what}: {e}"))
 }
 
+/// A Parquet reader's error: the object store's own error when a read failed (so
+/// it keeps its kind: a store that is down is not a damaged block), else corruption.
+fn read_failed(path: &BlockPath, what: &str, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+            Ok(store) => Error::store("get", format!("{path} {what}"), *store),
+            Err(other) => parquet_err(path, what, other),
+        },
+        other => parquet_err(path, what, other),
+    }
+}
+
 impl BlockIndex {
     /// Fetches and decodes the series table and the samples footer.
     pub async fn load(store: Arc<dyn ObjectStore>, path: BlockPath, meta: BlockMeta) -> Result<BlockIndex> {
@@ -80,7 +92,7 @@ impl BlockIndex {
         let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
         let samples_meta = ArrowReaderMetadata::load_async(&mut reader, opts)
             .await
-            .map_err(|e| parquet_err(&path, "samples.parquet footer", e))?;
+            .map_err(|e| read_failed(&path, "samples.parquet footer", e))?;
         let mem_bytes_footer = samples_meta.metadata().memory_size();
         let p = path.clone();
         let (series, postings, mem) = tokio::task::spawn_blocking(move || decode_series_table(&p, bytes))
@@ -131,9 +143,9 @@ impl BlockIndex {
             .with_row_selection(RowSelection::from(selectors))
             .with_batch_size(8192)
             .build()
-            .map_err(|e| parquet_err(&self.path, "samples.parquet", e))?;
+            .map_err(|e| read_failed(&self.path, "samples.parquet", e))?;
         let batches: Vec<RecordBatch> =
-            stream.try_collect().await.map_err(|e| parquet_err(&self.path, "samples.parquet", e))?;
+            stream.try_collect().await.map_err(|e| read_failed(&self.path, "samples.parquet", e))?;
         let spans: Vec<&IndexSeries> = ids.iter().map(|&i| &self.series[i as usize]).collect();
         decode_samples(&self.path, &batches, &spans, range, 0)
     }

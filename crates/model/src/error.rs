@@ -18,6 +18,14 @@ pub enum Error {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// A store (the object store, a peer) cannot be reached or is failing now; the
+    /// same request may succeed later.
+    #[error("{store} unavailable: {source}")]
+    Unavailable {
+        store: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
 }
 
 /// What a caller can do about an [`Error`]: the only thing the HTTP layer branches on.
@@ -29,6 +37,9 @@ pub enum ErrorKind {
     Limit,
     /// Something on our side failed; the request may succeed later.
     Internal,
+    /// A store behind the querier is down or failing: retry later (HTTP 503), or
+    /// answer without its data when partial responses are allowed.
+    Unavailable,
 }
 
 impl Error {
@@ -37,12 +48,19 @@ impl Error {
         Error::Storage { source: source.into() }
     }
 
+    /// Wraps the error of a store that is down or failing (`store` names it, such
+    /// as "object store" or a peer's name).
+    pub fn unavailable(store: impl Into<String>, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Error::Unavailable { store: store.into(), source: source.into() }
+    }
+
     /// Classifies this error for callers that only branch on the outcome.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::BadRegex { .. } | Error::InvalidTenant { .. } => ErrorKind::BadInput,
             Error::LimitExceeded { .. } => ErrorKind::Limit,
             Error::Storage { .. } => ErrorKind::Internal,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Series {
 /// Read access to one tenant's data.
 ///
 /// Implemented by the head, by blocks, by remote stores, and by merges of those.
+/// A querier is made per request: a merge that answers without one of its parts
+/// (a store down while partial responses are allowed) says so in [`Querier::warnings`].
 #[async_trait]
 pub trait Querier: Send + Sync + std::fmt::Debug {
     /// Series matching every matcher that have at least one sample in
@@ -47,4 +49,12 @@ pub trait Querier: Send + Sync + std::fmt::Debug {
     /// Sorted, unique, non-empty values of label `name` over the series selected by
     /// `matchers` (all series when empty) with samples in `range`.
     async fn label_values(&self, name: &str, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<String>>;
+
+    /// Why answers given so far may lack data (Prometheus's `warnings`), each
+    /// reason once, in the order first met: a store that failed with an
+    /// [`crate::ErrorKind::Unavailable`] error left out instead of failing the call.
+    /// Empty for queriers that never leave anything out (the default).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -26,3 +26,11 @@ impl TimeRange {
         min <= self.end && max >= self.start
     }
 }
+
+/// The wall clock in milliseconds since the Unix epoch (negative before it).
+pub fn now_ms() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}

@@ -40,6 +40,9 @@ pub enum ErrorKind {
     Timeout,
     /// The storage behind the querier failed (Prometheus `internal`, HTTP 500).
     Storage,
+    /// A store behind the querier is down or failing (Prometheus `unavailable`,
+    /// HTTP 503): retry later.
+    Unavailable,
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
                 strata_model::ErrorKind::BadInput => ErrorKind::BadData,
                 strata_model::ErrorKind::Limit => ErrorKind::Execution,
                 strata_model::ErrorKind::Internal => ErrorKind::Storage,
+                strata_model::ErrorKind::Unavailable => ErrorKind::Unavailable,
             },
         }
     }
@@ -64,6 +68,7 @@ impl Error {
             ErrorKind::Execution => "execution",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Storage => "internal",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 

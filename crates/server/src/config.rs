@@ -43,6 +43,16 @@ pub struct ServerConfig {
     /// Most samples a query may hold in memory (Prometheus's `--query.max-samples`);
     /// over it the query fails with 422.
     pub query_max_samples: usize,
+    /// How far ahead of the wall clock a sample may be (Mimir's
+    /// `creation_grace_period`); later samples are refused per sample with reason
+    /// `too_far_in_future`, the rest of the request is stored.
+    #[serde(deserialize_with = "duration")]
+    pub creation_grace_period: Duration,
+    /// Whether query and read APIs answer without the blocks' data (HTTP 200 with a
+    /// Prometheus `warnings` entry) while the object store is down, rather than
+    /// failing with 503. A request's `partial_response` parameter overrides it.
+    /// Remote read has no warnings and always answers 503 then.
+    pub query_partial_response: bool,
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -78,6 +88,8 @@ impl Default for ServerConfig {
             query_lookback_delta: Duration::from_secs(300),
             query_timeout: Duration::from_secs(120),
             query_max_samples: 50_000_000,
+            creation_grace_period: Duration::from_millis(strata_tsdb::DEFAULT_CREATION_GRACE_MS as u64),
+            query_partial_response: true,
         }
     }
 }

@@ -213,6 +213,7 @@ impl WalConfig {
             },
             out_of_order_window_ms: self.out_of_order_window.as_millis() as i64,
             memory_window_ms: self.spill_head_chunks.then_some(self.head_memory_window.as_millis() as i64),
+            ..TsdbOptions::default()
         }
     }
 }

@@ -16,13 +16,14 @@ use parking_lot::RwLock;
 use strata_model::{Sample, TenantId};
 
 use crate::head::append::Put;
+use crate::lock::DirLock;
 use crate::head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, SeriesInput};
 use crate::wal::record::{self, MetadataEntry, Record, RefSample};
 use crate::wal::{Commit, Wal, WalOptions, WalStats, put_frame};
 use crate::{Error, Result};
 
 /// Settings of the ingest path.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TsdbOptions {
     pub wal: WalOptions,
     /// How far behind a series' newest sample (in ms) a sample may still be accepted.
@@ -32,6 +33,31 @@ pub struct TsdbOptions {
     /// moved to files under `<dir>/head_chunks` by [`Tsdb::spill`]; `None` keeps
     /// every chunk in memory.
     pub memory_window_ms: Option<i64>,
+    /// How far (ms) ahead of the wall clock a sample may be (Mimir's
+    /// `creation_grace_period`): later ones are refused as `too_far_in_future`, and
+    /// no cut treats a head as newer than the wall clock plus this.
+    pub creation_grace_ms: i64,
+}
+
+/// Mimir's default creation grace period: 10 minutes.
+pub const DEFAULT_CREATION_GRACE_MS: i64 = 10 * 60_000;
+
+impl Default for TsdbOptions {
+    fn default() -> Self {
+        TsdbOptions {
+            wal: WalOptions::default(),
+            out_of_order_window_ms: 0,
+            memory_window_ms: None,
+            creation_grace_ms: DEFAULT_CREATION_GRACE_MS,
+        }
+    }
+}
+
+impl TsdbOptions {
+    /// The newest timestamp a sample may have now.
+    pub(crate) fn future_limit(&self) -> i64 {
+        strata_model::now_ms().saturating_add(self.creation_grace_ms.max(0))
+    }
 }
 
 /// Counters for `/metrics`.
@@ -44,6 +70,7 @@ pub struct IngestStats {
     pub rejected_out_of_order: AtomicU64,
     pub rejected_duplicate: AtomicU64,
     pub rejected_too_old: AtomicU64,
+    pub rejected_too_far_in_future: AtomicU64,
     /// Blocks cut and uploaded by the background flusher.
     pub blocks_uploaded: AtomicU64,
     /// Failed background flush attempts (each is retried).
@@ -64,7 +91,9 @@ pub struct Tsdb {
     heads: RwLock<HashMap<TenantId, Arc<Head>>>,
     pub(crate) opts: TsdbOptions,
     stats: IngestStats,
-    wal_failed: AtomicBool,
+    /// The data dir's lock. Last, so it is released after the WAL writer has
+    /// flushed and exited (fields drop in order).
+    _lock: DirLock,
 }
 
 /// Samples replayed between two spill passes during start-up.
@@ -73,7 +102,19 @@ const REPLAY_SPILL_EVERY_SAMPLES: usize = if cfg!(test) { 1_000 } else { 2_000_0
 impl Tsdb {
     /// Opens the WAL under `dir/wal`, replays it into fresh heads, and starts the
     /// writer. Returns once the heads hold everything the WAL held.
+    ///
+    /// Takes the data dir's lock first (before anything reads or clears a file in
+    /// `dir`) and holds it for the life of the `Tsdb`: fails with
+    /// [`Error::Locked`] while another `Tsdb`, in any process, has `dir` open.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb> {
+        Self::open_locked(DirLock::acquire(dir)?, opts)
+    }
+
+    /// [`Tsdb::open`] on a dir whose lock the caller took earlier (the binary
+    /// locks before it starts anything else that touches the dir).
+    pub fn open_locked(lock: DirLock, opts: TsdbOptions) -> Result<Tsdb> {
+        let dir_buf = lock.dir().to_path_buf();
+        let dir = dir_buf.as_path();
         let mut heads: HashMap<TenantId, Arc<Head>> = HashMap::new();
         // WAL series ref → head series id, per tenant.
         let mut refs: HashMap<String, HashMap<u64, u32>> = HashMap::new();
@@ -160,8 +201,8 @@ impl Tsdb {
             heads: RwLock::new(heads),
             opts,
             stats,
-            wal_failed: AtomicBool::new(false),
             cuts: parking_lot::Mutex::new(cuts),
+            _lock: lock,
         };
         crate::flush::apply_cuts(&db, &db.cuts.lock().clone());
         // Series whose logged samples were all in blocks came back empty.
@@ -213,7 +254,7 @@ impl Tsdb {
         series: &[SeriesInput<'_>],
         metadata: &[MetadataEntry],
     ) -> Result<(AppendOutcome, Commit)> {
-        if self.wal_failed.load(Ordering::Relaxed) {
+        if self.wal.is_failed() {
             return Err(Error::WalFailed);
         }
         let head = self.head_or_create(tenant);
@@ -224,7 +265,10 @@ impl Tsdb {
         let mut nrec = 0;
         let mut g = head.inner.write();
         let ooo = self.opts.out_of_order_window_ms;
-        let floor = if ooo > 0 { g.max_t.saturating_sub(ooo) } else { i64::MAX };
+        let future = self.opts.future_limit();
+        // The window hangs off the newest credible sample: one sample from a skewed
+        // clock (accepted before the limit existed) must not move it.
+        let floor = if ooo > 0 { g.max_t.min(future).saturating_sub(ooo) } else { i64::MAX };
         let cut_floor = g.cut_floor;
         let mut newest = i64::MIN;
         for s in series {
@@ -233,6 +277,10 @@ impl Tsdb {
                 new_series.push(id);
             }
             for &sample in s.samples {
+                if sample.t > future {
+                    outcome_reject(&mut outcome, crate::head::RejectReason::TooFarInFuture, s.labels, sample);
+                    continue;
+                }
                 if sample.t < cut_floor && sample.t < floor {
                     outcome_reject(&mut outcome, crate::head::RejectReason::TooOld, s.labels, sample);
                     continue;
@@ -286,15 +334,10 @@ impl Tsdb {
         Ok((outcome, commit))
     }
 
-    /// Marks the WAL failed after a commit error so later appends are refused until a
-    /// restart replays the log (the head may hold samples the log lost).
-    pub fn note_commit_failure(&self) {
-        self.wal_failed.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether appends are refused because of an earlier WAL failure.
+    /// Whether appends are refused because the WAL cannot write (a full disk, an I/O
+    /// error). Clears by itself once the WAL has written what was pending.
     pub fn is_failed(&self) -> bool {
-        self.wal_failed.load(Ordering::Relaxed)
+        self.wal.is_failed()
     }
 
     fn count(&self, o: &AppendOutcome, created: usize) {
@@ -307,6 +350,7 @@ impl Tsdb {
                 OutOfOrder => &self.stats.rejected_out_of_order,
                 DuplicateTimestamp => &self.stats.rejected_duplicate,
                 TooOld => &self.stats.rejected_too_old,
+                TooFarInFuture => &self.stats.rejected_too_far_in_future,
             }
             .fetch_add(*n, Ordering::Relaxed);
         }

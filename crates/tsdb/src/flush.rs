@@ -149,11 +149,12 @@ impl Tsdb {
         everything: bool,
     ) -> Result<Vec<BlockMeta>> {
         let _one_at_a_time = self.flush_lock.lock().await;
+        self.lower_future_floors(policy)?;
         let mut metas = Vec::new();
         let mut cut_any = false;
         for tenant in self.tenants() {
             let Some(head) = self.head(&tenant) else { continue };
-            while let Some((before, floor)) = next_cut(&head, policy, everything) {
+            while let Some((before, floor)) = next_cut(&head, policy, everything, self.opts.creation_grace_ms) {
                 // Seal the WAL segment under the same lock as the snapshot: every sample
                 // the snapshot takes is in a segment up to the sealed one, and every
                 // sample appended later is in a newer one.
@@ -225,6 +226,39 @@ impl Tsdb {
             self.truncate_wal().await?;
         }
         Ok(metas)
+    }
+
+    /// Lowers every cut floor that is past [`max_floor`] (cut from a head holding a
+    /// sample from a skewed clock, before such samples were refused, or by a version
+    /// without the clock bound), so on-time samples are accepted again. What they
+    /// add below the old floor goes into a later block that compaction merges.
+    fn lower_future_floors(&self, policy: CutPolicy) -> Result<()> {
+        let limit = max_floor(policy.range_ms, strata_model::now_ms());
+        let mut lowered = false;
+        for tenant in self.tenants() {
+            let Some(head) = self.head(&tenant) else { continue };
+            let mut g = head.inner.write();
+            if g.cut_floor > limit {
+                tracing::warn!(
+                    tenant = %tenant,
+                    floor = g.cut_floor,
+                    lowered_to = limit,
+                    "cut floor was ahead of the wall clock (a cut of samples from a skewed clock); lowered so on-time samples are accepted"
+                );
+                g.cut_floor = limit;
+            }
+            drop(g);
+            if let Some(c) = self.cuts.lock().get_mut(tenant.as_str())
+                && c.floor > limit
+            {
+                c.floor = limit;
+                lowered = true;
+            }
+        }
+        if lowered {
+            self.save_cuts()?;
+        }
+        Ok(())
     }
 
     /// Whether replay left segments holding only uploaded samples (after a restart).
@@ -314,19 +348,39 @@ pub(crate) fn load_cuts(dir: &Path) -> Result<BTreeMap<String, TenantCuts>> {
 /// A flush of everything cuts the newest range before it is complete; its floor
 /// stays at that range's start, so samples still arriving for it (other series a
 /// few seconds behind) are accepted and go into a later, overlapping block.
-fn next_cut(head: &Head, policy: CutPolicy, everything: bool) -> Option<(i64, i64)> {
+///
+/// The wall clock bounds both: a head counts as no newer than the clock plus
+/// `creation_grace_ms`, and the floor never passes the start of the range the clock
+/// is in. So samples from a skewed clock (in the WAL from before they were refused)
+/// can neither cut the current range early nor make on-time samples "too old".
+fn next_cut(head: &Head, policy: CutPolicy, everything: bool, creation_grace_ms: i64) -> Option<(i64, i64)> {
+    next_cut_at(head, policy, everything, creation_grace_ms, strata_model::now_ms())
+}
+
+fn next_cut_at(head: &Head, policy: CutPolicy, everything: bool, creation_grace_ms: i64, now: i64) -> Option<(i64, i64)> {
     let g = head.inner.read();
     if g.min_t == i64::MAX || g.samples == 0 {
         return None;
     }
     let r = policy.range_ms.max(1);
+    let now_range_start = now.div_euclid(r).saturating_mul(r);
+    let newest = g.max_t.min(now.saturating_add(creation_grace_ms.max(0)));
     let end = (g.min_t.div_euclid(r) + 1).saturating_mul(r);
     if everything {
         let before = end.min(g.max_t.saturating_add(1));
-        let open_range_start = g.max_t.div_euclid(r).saturating_mul(r);
+        let open_range_start = g.max_t.min(now).div_euclid(r).saturating_mul(r);
         return Some((before, before.min(open_range_start)));
     }
-    (g.max_t >= end.saturating_add(policy.grace_ms)).then_some((end, end))
+    (newest >= end.saturating_add(policy.grace_ms)).then_some((end, end.min(now_range_start)))
+}
+
+/// The highest cut floor the wall clock allows: the start of the range it is in
+/// (floors are range boundaries, and a cut's range ends at least the grace period
+/// before the clock). A higher floor, from a skewed sample cut before this limit
+/// existed, is lowered at start-up.
+pub(crate) fn max_floor(policy_range_ms: i64, now: i64) -> i64 {
+    let r = policy_range_ms.max(1);
+    now.div_euclid(r).saturating_mul(r)
 }
 
 /// Series per checkpoint record: records are built one at a time under the read
@@ -414,6 +468,7 @@ mod tests {
             wal: WalOptions { segment_size: 16 << 10, ..Default::default() },
             out_of_order_window_ms: ooo,
             memory_window_ms: None,
+            ..TsdbOptions::default()
         }
     }
 
@@ -738,5 +793,104 @@ mod tests {
             db.append(&tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(H, 1.0)] }], &[]).unwrap();
         c.wait().await.unwrap();
         assert_eq!(o.rejected[&RejectReason::TooOld].0, 1);
+    }
+
+    /// Appends one sample for series `name` and returns how it went.
+    async fn put(db: &Tsdb, tenant: &TenantId, name: &str, t: i64) -> crate::AppendOutcome {
+        let labels = [("__name__", "m"), ("instance", name)];
+        let (o, c) = db.append(tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(t, 1.0)] }], &[]).unwrap();
+        c.wait().await.unwrap();
+        o
+    }
+
+    /// Issue 10, bug 1: one sample 3 h ahead used to be stored, make the flusher cut
+    /// the current range, and from then on every on-time sample was refused as
+    /// `too_old_range_already_in_block`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sample_from_a_skewed_clock_is_refused_and_cannot_wedge_the_tenant() {
+        let (dir, store, _bucket, tenant) = setup("t");
+        let db = Tsdb::open(&dir.path().join("data"), opts(0)).unwrap();
+        let now = strata_model::now_ms();
+        assert_eq!(put(&db, &tenant, "good", now).await.accepted, 1);
+        let o = put(&db, &tenant, "skewed", now + 3 * H).await;
+        assert_eq!(o.accepted, 0);
+        assert_eq!(o.rejected[&RejectReason::TooFarInFuture].0, 1);
+        assert!(o.rejected[&RejectReason::TooFarInFuture].1.contains("skewed"), "{:?}", o.rejected);
+        // Within the grace period is fine.
+        assert_eq!(put(&db, &tenant, "early", now + 5 * 60_000).await.accepted, 1);
+        assert!(db.flush(&store, CutPolicy::default(), false).await.unwrap().is_empty());
+        assert_eq!(put(&db, &tenant, "good", now + 15_000).await.accepted, 1);
+    }
+
+    /// A WAL written before the limit existed holds a sample 3 h ahead: after the
+    /// upgrade, replay keeps it, but no cut treats the head as 3 h newer than the
+    /// clock, so on-time samples go on being accepted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_skewed_sample_in_an_old_wal_cannot_wedge_the_tenant_after_an_upgrade() {
+        let (dir, store, bucket, tenant) = setup("t");
+        let data = dir.path().join("data");
+        let now = strata_model::now_ms();
+        {
+            // The old behaviour: no limit on future samples.
+            let old = TsdbOptions { creation_grace_ms: i64::MAX / 4, ..opts(0) };
+            let db = Tsdb::open(&data, old).unwrap();
+            assert_eq!(put(&db, &tenant, "good", now).await.accepted, 1);
+            assert_eq!(put(&db, &tenant, "skewed", now + 3 * H).await.accepted, 1);
+        }
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        assert_eq!(db.head(&tenant).unwrap().inner.read().max_t, now + 3 * H, "replay keeps the logged sample");
+        for _ in 0..2 {
+            db.flush(&store, CutPolicy::default(), false).await.unwrap();
+        }
+        let o = put(&db, &tenant, "good", now + 15_000).await;
+        assert_eq!(o.accepted, 1, "{:?}", o.rejected);
+        // Nothing is lost: the skewed sample is still readable, and a flush of
+        // everything keeps the range the clock is in writable.
+        db.flush(&store, CutPolicy::default(), true).await.unwrap();
+        assert_eq!(put(&db, &tenant, "good", now + 30_000).await.accepted, 1);
+        let all = head_and_blocks(&db, &bucket, &tenant).await;
+        let skewed = all.iter().find(|s| s.labels.get("instance") == Some("skewed")).unwrap();
+        assert_eq!(skewed.samples, [Sample::new(now + 3 * H, 1.0)]);
+    }
+
+    /// A tenant wedged by an earlier version (a cut floor past the range the clock
+    /// is in, persisted in cuts.json) is freed by the next flush, across restarts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cut_floor_ahead_of_the_clock_is_lowered_by_the_next_flush() {
+        let (dir, store, _bucket, tenant) = setup("t");
+        let data = dir.path().join("data");
+        let now = strata_model::now_ms();
+        let wedged = (now.div_euclid(2 * H) + 2) * 2 * H;
+        std::fs::create_dir_all(&data).unwrap();
+        let cuts = serde_json::json!({ "t": { "floor": wedged, "segments": [], "cut_before": wedged } });
+        std::fs::write(data.join(CUTS_FILE), cuts.to_string()).unwrap();
+        {
+            let db = Tsdb::open(&data, opts(0)).unwrap();
+            assert_eq!(put(&db, &tenant, "good", now).await.rejected[&RejectReason::TooOld].0, 1, "the wedge");
+            db.flush(&store, CutPolicy::default(), false).await.unwrap();
+            assert_eq!(put(&db, &tenant, "good", now).await.accepted, 1);
+        }
+        let db = Tsdb::open(&data, opts(0)).unwrap();
+        assert_eq!(db.head(&tenant).unwrap().inner.read().cut_floor, max_floor(2 * H, strata_model::now_ms()));
+        assert_eq!(put(&db, &tenant, "good", now + 15_000).await.accepted, 1);
+    }
+
+    #[test]
+    fn cuts_are_bounded_by_the_clock() {
+        let head = Head::new(TenantId::new("t").unwrap());
+        let now = 10 * H + 30 * 60_000; // 10:30, in the range [10h, 12h).
+        {
+            let mut g = head.inner.write();
+            let (id, _) = g.get_or_create(&[("__name__", "m")]);
+            g.put(id, Sample::new(now - 60_000, 1.0), i64::MIN);
+            g.put(id, Sample::new(now + 3 * H, 1.0), i64::MIN);
+        }
+        let p = CutPolicy::default();
+        // The head spans past 12h + 1h grace, but the clock does not.
+        assert_eq!(next_cut_at(&head, p, false, 10 * 60_000, now), None);
+        // Three hours later the range [10h, 12h) is due: floor at its end.
+        assert_eq!(next_cut_at(&head, p, false, 10 * 60_000, now + 3 * H), Some((12 * H, 12 * H)));
+        // Everything: the floor stays at the start of the range the clock is in.
+        assert_eq!(next_cut_at(&head, p, true, 10 * 60_000, now), Some((12 * H, 10 * H)));
     }
 }

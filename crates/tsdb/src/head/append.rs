@@ -25,6 +25,8 @@ pub enum RejectReason {
     DuplicateTimestamp,
     /// In a time range already cut into a block, and outside the out-of-order window.
     TooOld,
+    /// Further ahead of the wall clock than the creation grace period allows.
+    TooFarInFuture,
 }
 
 impl RejectReason {
@@ -34,6 +36,7 @@ impl RejectReason {
             RejectReason::OutOfOrder => "out_of_order",
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
             RejectReason::TooOld => "too_old_range_already_in_block",
+            RejectReason::TooFarInFuture => "too_far_in_future",
         }
     }
 }
