@@ -13,6 +13,9 @@
 mod bucket;
 mod error;
 mod format;
+/// Entry points for the fuzz targets in fuzz/; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod meta;
 mod paths;
 mod postings;

@@ -17,6 +17,9 @@ mod admin;
 mod body;
 mod config;
 mod error;
+/// Entry points for the fuzz targets in fuzz/; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod limiter;
 mod metrics;
 mod params;

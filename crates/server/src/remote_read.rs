@@ -60,7 +60,7 @@ pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body
     Ok(if streamed { streamed_response(results) } else { samples_response(results) })
 }
 
-fn convert(m: &pb::LabelMatcher) -> ApiResult<Matcher> {
+pub(crate) fn convert(m: &pb::LabelMatcher) -> ApiResult<Matcher> {
     use pb::label_matcher::Type;
     let op = match Type::try_from(m.r#type) {
         Ok(Type::Eq) => MatchOp::Equal,

@@ -91,7 +91,7 @@ fn check_encoding(headers: &HeaderMap) -> ApiResult<()> {
 
 /// Per-reason rejection counts and the first example of each.
 #[derive(Debug, Default)]
-struct Rejections(BTreeMap<&'static str, (u64, String)>);
+pub(crate) struct Rejections(BTreeMap<&'static str, (u64, String)>);
 
 impl Rejections {
     fn add(&mut self, reason: &'static str, n: u64, example: impl FnOnce() -> String) {
@@ -226,7 +226,7 @@ type Span = (std::ops::Range<usize>, std::ops::Range<usize>, i64);
 
 /// Cleans every series' labels into one flat vector; series that fail validation
 /// (and native histograms) are counted as rejections.
-fn validate_all<'a>(
+pub(crate) fn validate_all<'a>(
     req: &DecodedWrite<'a>,
     cfg: &crate::ServerConfig,
     rej: &mut Rejections,

@@ -18,6 +18,9 @@ pub mod chunk;
 mod db;
 mod error;
 mod flush;
+/// Entry points for the fuzz targets in fuzz/; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod head;
 pub mod wal;
 

@@ -11,7 +11,7 @@
 //! ```
 
 pub(crate) mod record;
-mod segment;
+pub(crate) mod segment;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -96,7 +96,6 @@ pub(crate) fn encode_metadata(out: &mut Vec<u8>, tenant: &str, entries: &[Metada
 }
 
 /// Encodes a whole record (type byte is returned separately). Used by tests and tools.
-#[cfg(test)]
 pub(crate) fn encode(rec: &Record) -> (u8, Vec<u8>) {
     let mut out = Vec::new();
     match rec {
