@@ -16,8 +16,8 @@ use parking_lot::RwLock;
 use strata_model::{Sample, TenantId};
 
 use crate::head::append::Put;
-use crate::lock::DirLock;
 use crate::head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, SeriesInput};
+use crate::lock::DirLock;
 use crate::wal::record::{self, MetadataEntry, Record, RefSample};
 use crate::wal::{Commit, Wal, WalOptions, WalStats, put_frame};
 use crate::{Error, Result};

@@ -22,6 +22,15 @@ pub enum Error {
     /// A flush task failed.
     #[error("flush: {reason}")]
     Flush { reason: String },
+    /// Another open [`Tsdb`](crate::Tsdb) (another process, or another handle in
+    /// this one) holds the data dir's lock; `pid` is the holder's, as it wrote it
+    /// in `<dir>/lock`.
+    #[error(
+        "data dir {} is locked by another strata (pid {}); stop it or use another --data-dir",
+        dir.display(),
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
 }
 
 /// What callers can do about an [`Error`].
@@ -38,9 +47,12 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::WalWrite { .. } | Error::WalFailed | Error::Block(_) | Error::Flush { .. } => {
-                ErrorKind::Unavailable
-            }
+            Error::Io { .. }
+            | Error::WalWrite { .. }
+            | Error::WalFailed
+            | Error::Block(_)
+            | Error::Flush { .. }
+            | Error::Locked { .. } => ErrorKind::Unavailable,
         }
     }
 }

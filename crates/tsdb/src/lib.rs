@@ -22,10 +22,12 @@ mod flush;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod head;
+mod lock;
 pub mod wal;
 
 pub use db::{IngestStats, Tsdb, TsdbOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use flush::{CutPolicy, run_flusher, run_spiller};
 pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
+pub use lock::{DirLock, LOCK_FILE};
 pub use wal::{FsyncPolicy, MetadataEntry, WalOptions, WalStats};
