@@ -123,9 +123,21 @@ impl prometheus_client::collector::Collector for TsdbCollector {
         counter(
             &mut enc,
             "strata_wal_write_failures",
-            "Failed write-ahead log writes",
+            "Failed write-ahead log writes or fsyncs, retries included",
             w.write_failures.load(Ordering::Relaxed),
         )?;
+        counter(
+            &mut enc,
+            "strata_wal_recoveries",
+            "Times the write-ahead log wrote again after failing",
+            w.recoveries.load(Ordering::Relaxed),
+        )?;
+        ConstGauge::new(i64::from(db.is_failed())).encode(enc.encode_descriptor(
+            "strata_wal_failed",
+            "1 while the write-ahead log cannot write and appends get 503",
+            None,
+            MetricType::Gauge,
+        )?)?;
         counter(
             &mut enc,
             "strata_wal_torn_records_truncated",

@@ -210,10 +210,9 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     }
 
     let (outcome, commit) = tsdb.append(&tenant, &inputs, &metadata)?;
-    if let Err(e) = commit.wait().await {
-        tsdb.note_commit_failure();
-        return Err(e.into());
-    }
+    // A failed commit sets the WAL's failed state itself: later appends get 503
+    // until it writes again.
+    commit.wait().await?;
     for (reason, (n, example)) in &outcome.rejected {
         w.rejections.add(reason.as_str(), *n, || example.clone());
     }
@@ -269,10 +268,9 @@ async fn ingest_created_timestamps(
     let inputs: Vec<SeriesInput<'_>> =
         wanted.iter().map(|(sp, z)| SeriesInput { labels: &clean[sp.0.clone()], samples: z }).collect();
     let (_, commit) = tsdb.append(tenant, &inputs, &[])?;
-    if let Err(e) = commit.wait().await {
-        tsdb.note_commit_failure();
-        return Err(e.into());
-    }
+    // A failed commit sets the WAL's failed state itself: later appends get 503
+    // until it writes again.
+    commit.wait().await?;
     Ok(())
 }
 

@@ -13,8 +13,9 @@ pub enum Error {
     /// The WAL could not make a batch durable; the samples were not acknowledged.
     #[error("write-ahead log write failed: {reason}")]
     WalWrite { reason: String },
-    /// A previous WAL write failed; the log refuses appends until a restart replays it.
-    #[error("write-ahead log is failed after an earlier write error; restart required")]
+    /// The WAL cannot write (disk full, I/O error); appends are refused until it has
+    /// written what was pending, which it retries by itself.
+    #[error("write-ahead log cannot write right now (disk full?); retry later")]
     WalFailed,
     /// Writing or uploading a block failed; the head and WAL still hold the data.
     #[error("block: {0}")]

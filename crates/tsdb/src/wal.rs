@@ -12,14 +12,15 @@
 
 pub(crate) mod record;
 pub(crate) mod segment;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -61,7 +62,10 @@ pub struct WalStats {
     pub bytes_written: AtomicU64,
     pub fsyncs: AtomicU64,
     pub records_written: AtomicU64,
+    /// Failed writes or fsyncs, retries included.
     pub write_failures: AtomicU64,
+    /// Times the log wrote again after failing.
+    pub recoveries: AtomicU64,
     pub torn_tails_truncated: AtomicU64,
     pub segments: AtomicU64,
 }
@@ -95,6 +99,8 @@ pub struct Wal {
     stats: Arc<WalStats>,
     dir: PathBuf,
     times: SegmentTimes,
+    /// Set by the writer while it cannot write (and for good if it stopped).
+    failed: Arc<AtomicBool>,
 }
 
 /// Resolves when the records it was issued for are durable per the fsync policy.
@@ -169,13 +175,19 @@ impl Wal {
         let writer = SegmentWriter::create(dir, next, opts.segment_size)?;
         stats.segments.store(segments.len() as u64 + 1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        let thread_stats = stats.clone();
-        let thread_times = times.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let w = writer::Writer {
+            w: writer,
+            policy: opts.fsync,
+            stats: stats.clone(),
+            times: times.clone(),
+            failed: failed.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || writer_loop(writer, rx, opts.fsync, thread_stats, thread_times))
+            .spawn(move || w.run(rx))
             .map_err(|e| Error::io("spawn wal writer", dir, e))?;
-        Ok(Wal { tx, thread: Some(thread), stats, dir: dir.to_path_buf(), times })
+        Ok(Wal { tx, thread: Some(thread), stats, dir: dir.to_path_buf(), times, failed })
     }
 
     /// Drops the oldest segments whose samples are all in blocks, keeping the series
@@ -237,8 +249,6 @@ impl Wal {
         Ok(Some(k))
     }
 
-    /// Queues already-framed records (see [`put_frame`]). The frames of one call are
-    /// written contiguously and in call order relative to other calls.
     /// Asks the writer to seal the active segment; answers the new active segment's
     /// number once done. Records queued before this call land in earlier segments.
     pub(crate) fn request_rotate(&self) -> oneshot::Receiver<Result<u64, String>> {
@@ -247,21 +257,30 @@ impl Wal {
         rx
     }
 
+    /// Queues already-framed records (see [`put_frame`]). The frames of one call are
+    /// written contiguously and in call order relative to other calls.
     /// `newest` names the tenant and newest sample timestamp among the frames, if
     /// they hold samples (for [`Wal::truncate`]).
+    ///
+    /// Empty `frames` (every sample was an exact re-send) still go through the
+    /// writer: the commit resolves only once everything queued before is durable,
+    /// so a re-sent sample is never acknowledged ahead of its original.
     pub(crate) fn append(&self, frames: Vec<u8>, records: u64, newest: Option<(String, i64)>) -> Commit {
         let (done, rx) = oneshot::channel();
-        if frames.is_empty() {
-            // Nothing to make durable (e.g. every sample was an exact re-send).
-            let _ = done.send(Ok(()));
-            return Commit(rx);
-        }
-        if self.tx.send(Op::Append { frames, records, newest, done }).is_err() {
-            let (done, rx) = oneshot::channel();
-            let _ = done.send(Err("wal writer stopped".into()));
-            return Commit(rx);
+        if let Err(mpsc::SendError(op)) = self.tx.send(Op::Append { frames, records, newest, done }) {
+            self.failed.store(true, Ordering::Release);
+            if let Op::Append { done, .. } = op {
+                let _ = done.send(Err("wal writer stopped".into()));
+            }
         }
         Commit(rx)
+    }
+
+    /// Whether the log cannot write right now. Appends must be refused before they
+    /// touch the head while this holds; it clears by itself once the writer has
+    /// written and fsynced what was pending.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub fn stats(&self) -> &Arc<WalStats> {
@@ -282,112 +301,5 @@ impl Drop for Wal {
     }
 }
 
-fn writer_loop(
-    mut w: SegmentWriter,
-    rx: mpsc::Receiver<Op>,
-    policy: FsyncPolicy,
-    stats: Arc<WalStats>,
-    times: SegmentTimes,
-) {
-    let mut last_sync = Instant::now();
-    let mut dirty = false;
-    let mut buf = Vec::new();
-    let mut acks = Vec::new();
-    loop {
-        let first = match policy {
-            FsyncPolicy::PerRequest => rx.recv().ok(),
-            FsyncPolicy::Interval(every) => {
-                let wait = every.saturating_sub(last_sync.elapsed());
-                match rx.recv_timeout(wait) {
-                    Ok(op) => Some(op),
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if dirty {
-                            sync(&mut w, &stats);
-                            dirty = false;
-                        }
-                        last_sync = Instant::now();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
-                }
-            }
-        };
-        let Some(first) = first else { break };
-        let mut shutdown = false;
-        let mut records = 0;
-        let mut newest: Vec<(String, i64)> = Vec::new();
-        let mut rotate = Vec::new();
-        for op in std::iter::once(first).chain(rx.try_iter()) {
-            match op {
-                Op::Append { frames, records: n, newest: t, done } => {
-                    buf.extend_from_slice(&frames);
-                    records += n;
-                    newest.extend(t);
-                    acks.push(done);
-                }
-                Op::Rotate { done } => rotate.push(done),
-                Op::Shutdown => shutdown = true,
-            }
-        }
-        if !buf.is_empty() {
-            let result = w.write_batch(&buf).and_then(|rotated| {
-                if rotated {
-                    stats.segments.fetch_add(1, Ordering::Relaxed);
-                }
-                if policy == FsyncPolicy::PerRequest {
-                    w.sync()?;
-                    stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    dirty = true;
-                }
-                Ok(())
-            });
-            if result.is_ok() {
-                let mut t = times.lock();
-                for (tenant, max) in newest.drain(..) {
-                    note_time(&mut t, w.number(), &tenant, max);
-                }
-            }
-            match &result {
-                Ok(()) => {
-                    stats.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                    stats.records_written.fetch_add(records, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    stats.write_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "wal write failed");
-                }
-            }
-            let outcome = result.map_err(|e| e.to_string());
-            for done in acks.drain(..) {
-                let _ = done.send(outcome.clone());
-            }
-            buf.clear();
-        }
-        for done in acks.drain(..) {
-            let _ = done.send(Ok(()));
-        }
-        for done in rotate.drain(..) {
-            let r = w.rotate().map_err(|e| e.to_string());
-            if r.is_ok() {
-                stats.segments.fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = done.send(r);
-        }
-        if shutdown {
-            break;
-        }
-    }
-    if dirty || policy == FsyncPolicy::PerRequest {
-        sync(&mut w, &stats);
-    }
-}
-
-fn sync(w: &mut SegmentWriter, stats: &WalStats) {
-    match w.sync() {
-        Ok(()) => {
-            stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => tracing::error!(error = %e, "wal fsync failed"),
-    }
-}
+#[cfg(test)]
+mod tests;

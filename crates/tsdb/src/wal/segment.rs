@@ -141,6 +141,10 @@ pub(crate) struct SegmentWriter {
     file: File,
     size: u64,
     limit: u64,
+    /// A failed write could not be cut back: the file may end in part of a frame,
+    /// so the next write starts a new segment (replay cuts the torn tail off and
+    /// goes on with the next segment).
+    torn: bool,
 }
 
 impl SegmentWriter {
@@ -153,32 +157,41 @@ impl SegmentWriter {
             .map_err(|e| Error::io("create wal segment", &path, e))?;
         sync_dir(dir)?;
         let size = file.metadata().map_err(|e| Error::io("stat wal segment", &path, e))?.len();
-        Ok(SegmentWriter { dir: dir.to_path_buf(), n, file, size, limit })
+        Ok(SegmentWriter { dir: dir.to_path_buf(), n, file, size, limit, torn: false })
     }
 
     /// Writes `buf` (whole frames) to the active segment, first rotating when it would
-    /// overflow. On a failed write the segment is cut back to its previous length so
-    /// no partial frame is left before later records. Returns whether it rotated.
-    pub(crate) fn write_batch(&mut self, buf: &[u8]) -> Result<bool> {
-        let mut rotated = false;
-        if self.size > 0 && self.size + buf.len() as u64 > self.limit {
-            self.sync()?;
+    /// overflow, then fsyncs it when `sync` is set. If the write or the fsync fails,
+    /// the segment is cut back to its length before `buf`, so no partial frame (nor
+    /// bytes the kernel may have dropped after a failed fsync) sits before later
+    /// records, and the same bytes can be written again.
+    pub(crate) fn write_batch(&mut self, buf: &[u8], sync: bool) -> Result<()> {
+        if self.torn || (self.size > 0 && self.size + buf.len() as u64 > self.limit) {
+            if !self.torn {
+                self.sync()?;
+            }
             *self = SegmentWriter::create(&self.dir, self.n + 1, self.limit)?;
-            rotated = true;
         }
-        if let Err(e) = self.file.write_all(buf) {
-            let path = self.path();
-            let _ = self.file.set_len(self.size);
-            return Err(Error::io("write wal segment", &path, e));
+        let written = fault::check(&self.dir)
+            .and_then(|()| self.file.write_all(buf))
+            .map_err(|e| Error::io("write wal segment", &self.path(), e))
+            .and_then(|()| if sync { self.sync() } else { Ok(()) });
+        if let Err(e) = written {
+            if self.file.set_len(self.size).is_err() {
+                self.torn = true;
+            }
+            return Err(e);
         }
         self.size += buf.len() as u64;
-        Ok(rotated)
+        Ok(())
     }
 
     /// Starts a new segment now (even if the active one is small); returns its number.
     pub(crate) fn rotate(&mut self) -> Result<u64> {
-        if self.size > 0 {
-            self.sync()?;
+        if self.size > 0 || self.torn {
+            if !self.torn {
+                self.sync()?;
+            }
             *self = SegmentWriter::create(&self.dir, self.n + 1, self.limit)?;
         }
         Ok(self.n)
@@ -189,11 +202,46 @@ impl SegmentWriter {
     }
 
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io("fsync wal segment", &self.path(), e))
+        fault::check(&self.dir)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::io("fsync wal segment", &self.path(), e))
     }
 
     fn path(&self) -> PathBuf {
         self.dir.join(segment_name(self.n))
+    }
+}
+
+/// Write faults for tests: writes and fsyncs of segments in a listed directory fail
+/// with "no space left on device". Compiled out of non-test builds.
+pub(crate) mod fault {
+    use std::path::Path;
+
+    #[cfg(test)]
+    static FAILING: parking_lot::Mutex<Vec<std::path::PathBuf>> = parking_lot::Mutex::new(Vec::new());
+
+    /// Makes segment writes in `dir` fail (`on`) or succeed again.
+    #[cfg(test)]
+    pub(crate) fn set(dir: &Path, on: bool) {
+        let mut f = FAILING.lock();
+        f.retain(|d| d != dir);
+        if on {
+            f.push(dir.to_path_buf());
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn check(dir: &Path) -> std::io::Result<()> {
+        if FAILING.lock().iter().any(|d| d == dir) {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    #[inline]
+    pub(super) fn check(_dir: &Path) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -267,9 +315,9 @@ mod tests {
         let frame = framed(&[rec(1)]);
         let mut rotations = 0;
         for _ in 0..20 {
-            if w.write_batch(&frame).unwrap() {
-                rotations += 1;
-            }
+            let before = w.number();
+            w.write_batch(&frame, false).unwrap();
+            rotations += usize::from(w.number() != before);
         }
         assert!(rotations > 0);
         assert_eq!(list_segments(dir.path()).unwrap().len(), rotations + 1);
