@@ -11,6 +11,7 @@
 //!  POST /api/v1/admin/flush ──► admin: cut the whole head into blocks, upload, answer
 //!  /metrics /-/healthy /-/ready ──► ops
 //!  every error ──► error::ApiError (one kind → status mapping, Prometheus JSON body)
+//!  every request ──► layers: a panic is a JSON 500 (counted); other non-JSON API errors become JSON
 //! ```
 
 mod admin;
@@ -20,6 +21,7 @@ mod error;
 /// Entry points for the fuzz targets in fuzz/; not a stable API.
 #[doc(hidden)]
 pub mod fuzzing;
+mod layers;
 mod limiter;
 mod metrics;
 mod params;
@@ -167,7 +169,7 @@ impl AppState {
 
 /// Builds the complete HTTP service.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/write", post(write::handler))
         .route("/api/v1/read", post(remote_read::handler))
         .route("/api/v1/series", get(read::series).post(read::series))
@@ -183,7 +185,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready))
-        .fallback(not_found)
+        .fallback(not_found);
+    // Innermost first: a panic becomes a JSON 500, any other non-JSON API error
+    // (405, path rejections) becomes JSON, then latency is recorded with the final status.
+    layers::catch_panics(routes, state.metrics().http_panics.clone())
+        .layer(axum::middleware::from_fn(layers::json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

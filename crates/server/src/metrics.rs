@@ -20,6 +20,7 @@ pub(crate) const HISTOGRAMS_REJECTED: &str = "strata_remote_write_histograms_rej
 pub(crate) const REQUESTS_REJECTED: &str = "strata_remote_write_requests_rejected";
 pub(crate) const REQUEST_DURATION: &str = "strata_http_request_duration_seconds";
 
+pub(crate) const HTTP_PANICS: &str = "strata_http_panics";
 type L = Vec<(&'static str, String)>;
 
 /// A per-tenant head gauge: name, help, and how to read it from the stats.
@@ -37,6 +38,7 @@ pub(crate) struct Metrics {
     pub(crate) requests_rejected: Family<L, Counter>,
     pub(crate) request_duration: Family<L, Histogram, fn() -> Histogram>,
 }
+    pub(crate) http_panics: Counter,
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -53,6 +55,7 @@ impl Metrics {
             requests_rejected: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             registry: Registry::default(),
+            http_panics: Counter::default(),
         };
         registry.register(
             SAMPLES_RECEIVED,
@@ -85,6 +88,11 @@ impl Metrics {
     }
 
     pub(crate) fn render(&self) -> String {
+        registry.register(
+            HTTP_PANICS,
+            "Requests whose handler panicked, answered 500 (the server keeps serving)",
+            m.http_panics.clone(),
+        );
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);

@@ -55,6 +55,41 @@ impl Params {
         }
     }
 
+    /// A duration parameter in milliseconds (either sign), `None` when absent.
+    pub(crate) fn duration(&self, key: &str) -> ApiResult<Option<i64>> {
+        self.get(key)
+            .map(|v| parse_duration(v).map_err(|e| ApiError::bad_data(format!("invalid parameter {key:?}: {e}"))))
+            .transpose()
+    }
+
+    /// A range query's required `start`, `end` and `step`, checked as Prometheus
+    /// checks them: end not before start, a positive step, at most 11,000 points.
+    pub(crate) fn range_steps(&self) -> ApiResult<(i64, i64, i64)> {
+        let required =
+            |key: &str| self.get(key).ok_or_else(|| ApiError::bad_data(format!("invalid parameter {key:?}: missing")));
+        required("start")?;
+        let start = self.time_or("start", 0)?;
+        required("end")?;
+        let end = self.time_or("end", 0)?;
+        if end < start {
+            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+        }
+        required("step")?;
+        let step = self.duration("step")?.unwrap_or(0);
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        // Times are clamped to Prometheus's range, so the difference cannot overflow.
+        if (end - start) / step > strata_promql::MAX_POINTS_PER_SERIES {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        Ok((start, end, step))
+    }
+
     /// A non-negative integer parameter (0 when absent).
     pub(crate) fn limit(&self) -> ApiResult<usize> {
         match self.get("limit") {
@@ -79,11 +114,18 @@ impl Params {
 pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         if !f.is_finite() {
-            return Err(format!("cannot parse {s:?} to a valid timestamp"));
+            return Err(invalid());
         }
         return Ok((f * 1000.0).round().clamp(MIN_TIME as f64, MAX_TIME as f64) as i64);
     }
-    parse_rfc3339(s).ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
+    // Prometheus's own spellings of its minimum and maximum times, which clients
+    // (client_golang among them) send for "unbounded".
+    match s {
+        "-292273086-05-16T16:47:06Z" => return Ok(MIN_TIME),
+        "292277025-08-18T07:12:54.999999999Z" => return Ok(MAX_TIME),
+        _ => {}
+    }
+    parse_rfc3339(s).ok_or_else(invalid)
 }
 
 /// RFC 3339 with `Z` or a `±hh:mm` offset, and optional fractional seconds.
@@ -91,36 +133,98 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let (base, offset_ms) = if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
         (b, 0i64)
     } else {
+/// Total: any string gives a time or an error, never a panic.
         let pos = s.len().checked_sub(6)?;
-        let (b, off) = s.split_at(pos);
-        let sign = match off.as_bytes()[0] {
+    let invalid = || format!("cannot parse {s:?} to a valid timestamp");
+        let (b, off) = (s.get(..pos)?, s.get(pos..)?.as_bytes());
+        let sign = match off[0] {
             b'+' => 1,
             b'-' => -1,
             _ => return None,
         };
-        let h: i64 = off.get(1..3)?.parse().ok()?;
-        let m: i64 = off.get(4..6)?.parse().ok()?;
+        if off[3] != b':' || !off[1..3].iter().chain(&off[4..6]).all(u8::is_ascii_digit) {
+            return None;
+        }
+        let num = |d: &[u8]| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0');
+        let (h, m) = (num(&off[1..3]), num(&off[4..6]));
+        if h > 23 || m > 59 {
+            return None;
+        }
         (b, sign * (h * 3600 + m * 60) * 1000)
     };
     let t = humantime::parse_rfc3339_weak(base).ok()?;
     let ms = match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => i64::try_from(d.as_millis()).ok()?,
+        Err(e) => -i64::try_from(e.duration().as_millis()).ok()?,
+        // The offset is the last six bytes, all ASCII: `get` refuses a cut inside a
+        // multi-byte character instead of panicking as `split_at` would.
     };
-    Some(ms - offset_ms)
+    Some(ms.saturating_sub(offset_ms))
 }
 
-/// Parses a duration: seconds as a number, or Prometheus syntax such as `1h30m`.
+/// Nanoseconds per millisecond: Prometheus holds durations as `int64` nanoseconds
+/// and refuses any that do not fit.
+const NANOS_PER_MS: i64 = 1_000_000;
+
+/// Parses a duration as Prometheus's API does: seconds as a number (possibly
+/// negative or fractional), or Prometheus syntax such as `1h30m`, in milliseconds.
+/// A value that overflows `int64` nanoseconds is refused in Prometheus's words.
+/// Callers check the sign (a step must be positive, for example).
 pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
-        if !f.is_finite() || f < 0.0 {
+        let nanos = f * 1e9;
+        if f.is_nan() {
             return Err(format!("cannot parse {s:?} to a valid duration"));
         }
         return Ok((f * 1000.0).round() as i64);
     }
-    promql_parser::util::parse_duration(s)
-        .map(|d| d.as_millis() as i64)
-        .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
+    prom_duration_ms(s).ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
+}
+
+/// Prometheus duration syntax: unit terms `y w d h m s ms` in that order, each at
+/// most once, e.g. `1h30m`; `0` alone is zero. `None` when malformed or when the
+/// total overflows `int64` nanoseconds.
+fn prom_duration_ms(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = s.as_bytes();
+    let mut next_unit = 0;
+    let mut total: i64 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let mut n: i64 = 0;
+        for &d in &rest[..digits] {
+            n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+        }
+        rest = &rest[digits..];
+        let letters = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let idx = UNITS.iter().position(|(u, _)| u.as_bytes() == unit)?;
+        if idx < next_unit {
+            return None;
+        }
+        next_unit = idx + 1;
+        total = total.checked_add(n.checked_mul(UNITS[idx].1)?)?;
+    }
+    total.checked_mul(NANOS_PER_MS)?;
+    Some(total)
 }
 
 /// Parses a series selector such as `up{job="a"}` into matcher sets (more than one
@@ -131,6 +235,10 @@ pub(crate) fn parse_selector(s: &str) -> ApiResult<Vec<Vec<Matcher>>> {
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
     if sets.iter().any(|set| set.iter().all(Matcher::matches_empty)) {
         return Err(ApiError::bad_data(
+        // `i64::MAX as f64` rounds up to 2^63, so `>=` is the exact bound.
+        if nanos >= i64::MAX as f64 || nanos < i64::MIN as f64 {
+            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
+        }
             "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
         ));
     }
@@ -157,8 +265,31 @@ mod tests {
         assert_eq!(parse_duration("15").unwrap(), 15_000);
         assert_eq!(parse_duration("1.5").unwrap(), 1_500);
         assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("1y2w3d4h5m6s7ms").unwrap(),
+            ((((365 + 14 + 3) * 24 + 4) * 60 + 5) * 60 + 6) * 1000 + 7
+        );
+        assert_eq!(parse_duration("0").unwrap(), 0);
+        // Negative seconds parse (Prometheus's parseDuration takes them); callers check the sign.
+        assert_eq!(parse_duration("-1").unwrap(), -1_000);
+        for bad in ["soon", "", "1m1h", "1h1h", "h", "1x", "-1h", "1.5h", "NaN", "1h "] {
+            assert_eq!(parse_duration(bad).unwrap_err(), format!("cannot parse {bad:?} to a valid duration"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_overflowing_int64_nanoseconds_are_refused() {
+        for s in ["1e300", "-1e300", "9223372037", "inf", "-Infinity"] {
+            assert_eq!(
+                parse_duration(s).unwrap_err(),
+                format!("cannot parse {s:?} to a valid duration. It overflows int64"),
+                "{s}"
+            );
+        }
+        assert_eq!(parse_duration("9223372036").unwrap(), 9_223_372_036_000);
+        assert!(parse_duration("293y").is_err());
+        assert!(parse_duration("292y").is_ok());
+        assert!(parse_duration("99999999999999999999s").is_err());
     }
 
     #[test]
@@ -167,9 +298,87 @@ mod tests {
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].len(), 2);
         assert!(parse_selector(r#"{job=""}"#).is_err());
+    #[test]
+    fn times_never_split_a_character() {
+        // Six bytes from the end falls inside a multi-byte character.
+        for s in ["\u{20ac}a\u{20ac}", "2023-11-14T22:13:20\u{20ac}00", "\u{1f600}", "ab\u{e9}+01:00"] {
+            assert!(parse_time(s).unwrap_err().contains("to a valid timestamp"), "{s}");
+        }
+        assert!(parse_time("2023-11-15T00:13:20+2x:00").is_err());
+        assert!(parse_time("2023-11-15T00:13:20+99:00").is_err());
+    }
+
+    #[test]
+    fn prometheus_min_and_max_time_spellings() {
+        assert_eq!(parse_time("-292273086-05-16T16:47:06Z").unwrap(), MIN_TIME);
+        assert_eq!(parse_time("292277025-08-18T07:12:54.999999999Z").unwrap(), MAX_TIME);
+        assert_eq!(parse_time("1e300").unwrap(), MAX_TIME);
+    }
+
         assert!(parse_selector("sum(up)").is_err());
         assert!(parse_selector("up{").is_err());
         let p = Params::from_pairs(&[("match[]", "up"), ("match[]", "{a=\"b\"}")]);
         assert_eq!(p.matcher_sets().unwrap().len(), 2);
     }
 }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Strings a fuzzer would not find quickly: near-valid times and durations
+        /// with arbitrary unicode spliced in.
+        fn input() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[0-9smhdwy.eE+-]{0,12}",
+                "[0-9T:.Zz+-]{0,30}",
+                (any::<String>(), "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}", any::<String>())
+                    .prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+                ("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}", "\\PC{0,3}")
+                    .prop_map(|(a, b)| format!("{a}{b}")),
+            ]
+        }
+
+        fn bad_data(r: ApiResult<impl Sized>) -> Result<(), TestCaseError> {
+            if let Err(e) = r {
+                prop_assert_eq!(e.kind, crate::error::ApiErrorKind::BadData, "{}", e.message);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn time_and_duration_parsers_are_total(s in input()) {
+                if let Ok(t) = parse_time(&s) {
+                    prop_assert!((MIN_TIME..=MAX_TIME).contains(&t));
+                }
+                if let Ok(d) = parse_duration(&s) {
+                    prop_assert!(d.checked_mul(NANOS_PER_MS).is_some());
+                }
+            }
+
+            #[test]
+            fn parameters_are_ok_or_bad_data(s in input()) {
+                for key in ["time", "start", "end"] {
+                    bad_data(Params::from_pairs(&[(key, &s)]).time_or(key, 0))?;
+                }
+                bad_data(Params::from_pairs(&[("limit", &s)]).limit())?;
+                for key in ["step", "timeout", "lookback_delta"] {
+                    bad_data(Params::from_pairs(&[(key, &s)]).duration(key))?;
+                }
+                for (a, b, c) in [(&*s, "10", "1"), ("0", &*s, "1"), ("0", "10", &*s)] {
+                    bad_data(Params::from_pairs(&[("start", a), ("end", b), ("step", c)]).range_steps())?;
+                }
+                bad_data(Params::from_pairs(&[("match[]", &s)]).matcher_sets())?;
+            }
+
+            #[test]
+            fn selectors_are_ok_or_bad_data(s in "\\PC{0,40}", name in "[a-z_]{1,5}", val in any::<String>()) {
+                bad_data(parse_selector(&s))?;
+                bad_data(parse_selector(&format!("{name}{{{name}=\"{val}\"}}")))?;
+                bad_data(parse_selector(&format!("{name}{{{name}=~`{val}`}}")))?;
+            }
+        }
+    }

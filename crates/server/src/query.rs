@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
 use strata_model::Labels;
-use strata_promql::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, PromFloat, QueryResult, QueryValue};
+use strata_promql::{Engine, EngineOptions, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
-use crate::params::{Params, parse_duration};
+use crate::params::Params;
 
 impl From<strata_promql::Error> for ApiError {
     fn from(e: strata_promql::Error) -> Self {
@@ -26,6 +26,7 @@ impl From<strata_promql::Error> for ApiError {
             K::Execution => ApiErrorKind::Execution,
             K::Timeout => ApiErrorKind::Timeout,
             K::Storage => ApiErrorKind::Internal,
+            K::Unavailable => ApiErrorKind::Unavailable,
         };
         ApiError::new(kind, e.to_string())
     }
@@ -148,22 +149,29 @@ fn now_ms() -> i64 {
 /// parameters applied (a request may shorten the timeout, never extend it).
 fn engine_for(st: &AppState, p: &Params) -> ApiResult<Engine> {
     let mut opts: EngineOptions = st.engine_options().clone();
-    if let Some(t) = p.get("timeout") {
-        let d = parse_duration(t).map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
-        opts.timeout = opts.timeout.min(Duration::from_millis(d as u64));
+    if let Some(d) = p.duration("timeout")? {
+        // A zero or negative timeout has already expired, as in Prometheus.
+        opts.timeout = opts.timeout.min(Duration::from_millis(d.max(0) as u64));
     }
-    if let Some(l) = p.get("lookback_delta") {
-        let d =
-            parse_duration(l).map_err(|e| ApiError::bad_data(format!("invalid parameter \"lookback_delta\": {e}")))?;
-        if d > 0 {
-            opts.lookback_delta = Duration::from_millis(d as u64);
-        }
+    if let Some(d) = p.duration("lookback_delta")?
+        && d > 0
+    {
+        opts.lookback_delta = Duration::from_millis(d as u64);
     }
     Ok(Engine::new(opts))
 }
 
 fn query_param(p: &Params) -> ApiResult<&str> {
     p.get("query").ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query must not be empty"))
+}
+
+/// A query that does not parse is a bad `query` parameter, in Prometheus's words:
+/// `invalid parameter "query": 1:3: parse error: …`.
+fn query_error(e: strata_promql::Error) -> ApiError {
+    match e {
+        strata_promql::Error::Parse(_) => ApiError::bad_data(format!("invalid parameter \"query\": {e}")),
+        e => e.into(),
+    }
 }
 
 async fn execute(prepared: strata_promql::PreparedQuery) -> ApiResult<QueryResult> {
@@ -187,7 +195,7 @@ pub(crate) async fn instant(
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
     let q = st.querier(&tenant)?;
-    let prepared = engine.prepare_instant(q.as_ref(), query, time).await?;
+    let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(query_error)?;
     Ok(Json(Answer { res: execute(prepared).await?, limit }))
 }
 
@@ -201,31 +209,11 @@ pub(crate) async fn range(
     let p = Params::read(&method, &uri, &headers, body).await?;
     let tenant = st.tenant(&headers)?;
     let query = query_param(&p)?;
-    let start = p.get("start").ok_or_else(|| ApiError::bad_data("invalid parameter \"start\": missing"))?;
-    let end = p.get("end").ok_or_else(|| ApiError::bad_data("invalid parameter \"end\": missing"))?;
-    let start = crate::params::parse_time(start)
-        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"start\": {e}")))?;
-    let end =
-        crate::params::parse_time(end).map_err(|e| ApiError::bad_data(format!("invalid parameter \"end\": {e}")))?;
-    if end < start {
-        return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
-    }
-    let step = p.get("step").ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": missing"))?;
-    let step = parse_duration(step).map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?;
-    if step <= 0 {
-        return Err(ApiError::bad_data(
-            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if (end - start) / step > MAX_POINTS_PER_SERIES {
-        return Err(ApiError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
+    let (start, end, step) = p.range_steps()?;
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
     let q = st.querier(&tenant)?;
-    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await?;
+    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(query_error)?;
     Ok(Json(Answer { res: execute(prepared).await?, limit }))
 }
 
@@ -233,7 +221,7 @@ pub(crate) async fn range(
 /// query is still validated so a bad one gets the same error as from Prometheus.
 pub(crate) async fn exemplars(method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let p = Params::read(&method, &uri, &headers, body).await?;
-    strata_promql::parse(query_param(&p)?)?;
+    strata_promql::parse(query_param(&p)?).map_err(query_error)?;
     p.time_or("start", 0)?;
     p.time_or("end", 0)?;
     Ok(Json(json!({"status": "success", "data": []})))
@@ -241,7 +229,7 @@ pub(crate) async fn exemplars(method: Method, uri: Uri, headers: HeaderMap, body
 
 pub(crate) async fn format_query(method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let p = Params::read(&method, &uri, &headers, body).await?;
-    let expr = strata_promql::parse(query_param(&p)?)?;
+    let expr = strata_promql::parse(query_param(&p)?).map_err(query_error)?;
     Ok(Json(json!({"status": "success", "data": expr.prettify()})))
 }
 
