@@ -182,3 +182,233 @@ async fn rate_limit_is_429_per_tenant() {
     // Another tenant has its own budget.
     assert_eq!(write_v1(&sb.client, &base, &req(0), Some("b")).await.unwrap().0, 204);
 }
+
+/// `GET path` with `params` URL-encoded; the answer must be Prometheus JSON.
+async fn api(sb: &Sandbox, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let r = sb.client.get(format!("{}?{}", sb.url(path), query.join("&"))).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))
+}
+
+fn assert_bad_data(what: &str, (status, v): (u16, Value), needle: &str) {
+    assert_eq!(status, 400, "{what}: {v}");
+    assert_eq!(v["status"], "error", "{what}: {v}");
+    assert_eq!(v["errorType"], "bad_data", "{what}: {v}");
+    assert!(v["error"].as_str().unwrap().contains(needle), "{what}: {needle:?} not in {v}");
+}
+
+#[tokio::test]
+async fn times_with_multibyte_characters_are_400_on_every_api() {
+    let sb = Sandbox::start().await;
+    // Six bytes from the end of "€a€" falls inside the first "€": this used to panic.
+    let bad = "\u{20ac}a\u{20ac}";
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        ("/api/v1/query", &[("query", "up")], "time"),
+        ("/api/v1/query_range", &[("query", "up"), ("start", "0"), ("end", "60"), ("step", "15")], "start"),
+        ("/api/v1/series", &[("match[]", "up")], "start"),
+        ("/api/v1/labels", &[], "start"),
+        ("/api/v1/label/job/values", &[], "start"),
+    ];
+    for (path, base, first) in cases {
+        for key in [first, "end"] {
+            if path == "/api/v1/query" && key == "end" {
+                continue;
+            }
+            let mut params: Vec<(&str, &str)> = base.iter().filter(|(k, _)| *k != key).copied().collect();
+            params.push((key, bad));
+            let what = format!("{path} {key}");
+            assert_bad_data(
+                &what,
+                api(&sb, path, &params).await,
+                &format!("invalid parameter \"{key}\": cannot parse"),
+            );
+        }
+    }
+    // The exact request of the bug report, byte for byte.
+    let r = sb.client.get(sb.url("/api/v1/query?query=up&time=%E2%82%ACa%E2%82%AC")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_still_serving(&sb).await;
+}
+
+#[tokio::test]
+async fn durations_overflowing_int64_are_400() {
+    let sb = Sandbox::start().await;
+    let range = |extra: (&'static str, &'static str)| {
+        let mut p = vec![("query", "up"), ("start", "0"), ("end", "60"), ("step", "15")];
+        p.retain(|(k, _)| *k != extra.0);
+        p.push(extra);
+        p
+    };
+    for key in ["step", "timeout", "lookback_delta"] {
+        assert_bad_data(
+            key,
+            api(&sb, "/api/v1/query_range", &range((key, "1e300"))).await,
+            &format!("invalid parameter \"{key}\": cannot parse \"1e300\" to a valid duration. It overflows int64"),
+        );
+    }
+    assert_bad_data("timeout", api(&sb, "/api/v1/query", &[("query", "up"), ("timeout", "1e300")]).await, "overflows");
+    assert_bad_data("step 293y", api(&sb, "/api/v1/query_range", &range(("step", "293y"))).await, "valid duration");
+    // Large but representable: answered.
+    let (s, v) = api(&sb, "/api/v1/query", &[("query", "up"), ("time", "60"), ("lookback_delta", "292y")]).await;
+    assert_eq!(s, 200, "{v}");
+    assert_still_serving(&sb).await;
+}
+
+#[tokio::test]
+async fn backtick_strings_are_raw() {
+    let sb = Sandbox::start().await;
+    let t = now_ms();
+    let req = pb::WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "disk"), ("path", r"C:\data")], &[(t, 1.0)]),
+            series(&[("__name__", "disk"), ("path", r"C:data")], &[(t, 2.0)]),
+        ],
+        metadata: vec![],
+    };
+    assert_eq!(write_v1(&sb.client, &sb.url(""), &req, None).await.unwrap().0, 204);
+    let time = format!("{}", t / 1000 + 1);
+    let (s, v) = api(&sb, "/api/v1/query", &[("query", r"disk{path=`C:\data`}"), ("time", &time)]).await;
+    assert_eq!(s, 200, "{v}");
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{v}");
+    assert_eq!(result[0]["metric"]["path"], r"C:\data");
+    // A regex with an escape class, and label_replace with one.
+    let (s, v) = api(&sb, "/api/v1/query", &[("query", r"disk{path=~`C:\\d.*`}"), ("time", &time)]).await;
+    assert_eq!((s, v["data"]["result"].as_array().unwrap().len()), (200, 1), "{v}");
+    let q = r#"label_replace(disk, "drive", "$1", "path", `(\w):\\.*`)"#;
+    let (s, v) = api(&sb, "/api/v1/query", &[("query", q), ("time", &time)]).await;
+    assert_eq!(s, 200, "{v}");
+    let drives: Vec<_> = v["data"]["result"].as_array().unwrap().iter().map(|r| r["metric"]["drive"].clone()).collect();
+    assert!(drives.contains(&Value::from("C")), "{v}");
+    // match[] takes them too.
+    let (s, v) = api(&sb, "/api/v1/series", &[("match[]", r"disk{path=`C:\data`}")]).await;
+    assert_eq!((s, v["data"].as_array().unwrap().len()), (200, 1), "{v}");
+}
+
+#[tokio::test]
+async fn parse_errors_carry_prometheus_positions() {
+    let sb = Sandbox::start().await;
+    assert_bad_data(
+        "1+",
+        api(&sb, "/api/v1/query", &[("query", "1+")]).await,
+        "invalid parameter \"query\": 1:3: parse error: ",
+    );
+    assert_bad_data(
+        "unterminated",
+        api(&sb, "/api/v1/query_range", &[("query", r#"x{a="b}"#), ("start", "0"), ("end", "1"), ("step", "1")]).await,
+        "invalid parameter \"query\": 1:5: parse error: ",
+    );
+    assert_bad_data(
+        "match[]",
+        api(&sb, "/api/v1/series", &[("match[]", "up{")]).await,
+        "invalid parameter \"match[]\": 1:4: parse error: ",
+    );
+}
+
+#[tokio::test]
+async fn snappy_declaring_4_gib_or_more_is_413() {
+    let sb = Sandbox::start().await;
+    let base = sb.url("");
+    // Exactly 4 GiB (2^32), which snappy's u32 length cannot hold, and 2^63.
+    for body in
+        [vec![0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0], vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]]
+    {
+        let (s, b, _) = post_write(&sb.client, &base, body.clone(), "application/x-protobuf", None).await.unwrap();
+        assert_eq!(s, 413, "{b}");
+        assert!(error_of(&b).contains("decompressed bytes, over the"), "{b}");
+        // Remote read uses the same reader.
+        let r = sb
+            .client
+            .post(sb.url("/api/v1/read"))
+            .header("Content-Type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+    }
+    assert_still_serving(&sb).await;
+}
+
+#[tokio::test]
+async fn malformed_api_requests_answer_json_4xx() {
+    let sb = Sandbox::start().await;
+    // Wrong methods: 405 with a JSON body.
+    for (method, path) in [
+        ("DELETE", "/api/v1/query"),
+        ("GET", "/api/v1/write"),
+        ("GET", "/api/v1/read"),
+        ("PUT", "/api/v1/series"),
+        ("GET", "/api/v1/admin/flush"),
+    ] {
+        let r = sb.client.request(method.parse().unwrap(), sb.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert!(r.headers().contains_key("allow"), "{method} {path}");
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(v["status"], "error", "{method} {path}");
+    }
+    let (s, v) = api(&sb, "/api/v1/no_such_thing", &[]).await;
+    assert_eq!((s, v["errorType"].as_str()), (404, Some("not_found")));
+    // A label name that is not UTF-8 once decoded, and one that is not a label name.
+    let r = sb.client.get(sb.url("/api/v1/label/%FF%FE/values")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()["errorType"], "bad_data");
+    assert_bad_data("label name", api(&sb, "/api/v1/label/a-b/values", &[]).await, "invalid label name");
+    // Bad match[] selectors.
+    for m in ["up{", "sum(up)", "{job=\"\"}", "\u{20ac}", "up{job=~\"(\"}"] {
+        assert_bad_data(m, api(&sb, "/api/v1/series", &[("match[]", m)]).await, "invalid parameter \"match[]\"");
+    }
+    assert_bad_data("series without match[]", api(&sb, "/api/v1/series", &[]).await, "no match[]");
+    // Bad limit, bad tenant header.
+    assert_bad_data("limit", api(&sb, "/api/v1/labels", &[("limit", "-1")]).await, "invalid parameter \"limit\"");
+    let r = sb.client.get(sb.url("/api/v1/labels")).header("X-Scope-OrgID", "a/b").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = sb.client.get(sb.url("/api/v1/labels")).header("X-Scope-OrgID", &b"\xff\xfe"[..]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()["errorType"], "bad_data");
+    // Form bodies that are not valid: invalid UTF-8 and a broken percent escape.
+    for body in [&b"query=%FF%FE&time=1"[..], b"query=up&time=%E2%82", b"query=up&&&=&time=%zz"] {
+        let r = sb
+            .client
+            .post(sb.url("/api/v1/query"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert!(status == 400 || status == 200, "{status} {v}");
+        assert!(v["status"].is_string(), "{v}");
+    }
+    // Remote read with garbage snappy, and with valid snappy around garbage protobuf.
+    for (body, needle) in [
+        (b"\x10not snappy".to_vec(), "invalid snappy body"),
+        (snappy(b"\xff\xff\xff garbage"), "malformed remote read request"),
+    ] {
+        let r = sb
+            .client
+            .post(sb.url("/api/v1/read"))
+            .header("Content-Type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(error_of(&r.text().await.unwrap()).contains(needle), "{needle}");
+    }
+    assert_still_serving(&sb).await;
+}
