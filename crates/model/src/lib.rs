@@ -11,6 +11,7 @@
 //!                    remote stores  ────┘
 //! ```
 
+mod dedup;
 mod error;
 mod labels;
 mod matcher;
@@ -20,6 +21,7 @@ mod sample;
 mod tenant;
 mod time;
 
+pub use dedup::{DedupIter, dedup_samples, dedup_series};
 pub use error::{Error, ErrorKind, Result};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher};

@@ -1,7 +1,8 @@
 //! The `strata` binary: command line, configuration, runtime, telemetry, shutdown.
 //!
 //! ```text
-//!  strata serve ─► Config (YAML + flags) ─► tracing ─► bind listener (healthy, not ready)
+//!  strata serve ─► Config (YAML + flags) ─► tracing ─► lock <data_dir>/lock (or exit 1)
+//!               ─► bind listener (healthy, not ready)
 //!               ─► object store (Thanos objstore config) ─► Bucket (listing, index cache)
 //!               ─► Tsdb::open (WAL replay, off the I/O threads) ─► AppState::set_ready
 //!               ─► background: flusher (cut + upload + WAL truncation), compactor
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 use strata_block::{Bucket, BucketOptions, MeteredStore};
 use strata_compact::Compactor;
 use strata_server::{AppState, Blocks, router};
-use strata_tsdb::{CutPolicy, Tsdb, run_flusher, run_spiller};
+use strata_tsdb::{CutPolicy, DirLock, Tsdb, run_flusher, run_spiller};
 use tracing_subscriber::EnvFilter;
 
 use config::{Config, LogFormat};
@@ -87,7 +88,17 @@ fn main() -> anyhow::Result<()> {
                 cfg.listen = l;
             }
             init_tracing(&cfg)?;
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
+            // Before anything else touches the data dir: the WAL, head_chunks/, the
+            // default FILESYSTEM bucket under it and the compactor rewriting that.
+            let lock = match DirLock::acquire(&cfg.data_dir) {
+                Ok(lock) => lock,
+                Err(e @ strata_tsdb::Error::Locked { .. }) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e).context("locking the data dir"),
+            };
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg, lock))
         }
         Command::Compact(args) => {
             let cfg = args.store.load()?;
@@ -109,7 +120,8 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// Serves with the data dir's `lock` held (it moves into the `Tsdb`).
+async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
     let state = AppState::new(cfg.server.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -143,10 +155,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let server =
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
 
-    let data_dir = cfg.data_dir.clone();
     let opts = cfg.wal.tsdb_options();
     let started = std::time::Instant::now();
-    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&data_dir, opts))
+    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open_locked(lock, opts))
         .await?
         .context("opening the write-ahead log")?;
     let tsdb = Arc::new(tsdb);
