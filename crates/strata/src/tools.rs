@@ -4,7 +4,8 @@
 //!  strata tools bucket ls [--tenant T] [--json] ─► Bucket::blocks ─► table (or JSON) on stdout
 //!  strata tools bucket inspect T/ULID ─► meta.json + markers ─► BlockIndex ─► per-metric counts
 //!  strata tools bucket verify [--tenant T] ─► Bucket::scan ─► overlaps, missing or resized files,
-//!                                    incomplete uploads ─► read_block each ─► findings, exit 1
+//!                                    incomplete uploads, times far from now ─► read_block each
+//!                                    ─► findings and blocks checked, exit 1 on a problem
 //! ```
 //!
 //! Output goes to stdout, progress bars and logs to stderr.
@@ -129,9 +130,9 @@ pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
             BucketCommand::Inspect(a) => inspect(&bucket, &a.block, a.limit).await,
             BucketCommand::Verify(a) => {
                 let tenants = tenants(&bucket, a.tenant.as_deref()).await?;
-                let findings = verify::verify(&bucket, &tenants, crate::tools::now_ms(), &verify::progress()).await?;
-                print_out(&verify::render(&findings));
-                let problems = findings.iter().filter(|f| f.is_problem()).count();
+                let report = verify::verify(&bucket, &tenants, crate::tools::now_ms(), &verify::progress()).await?;
+                print_out(&verify::render(&report));
+                let problems = report.problems();
                 if problems > 0 {
                     anyhow::bail!("{problems} problem(s) found");
                 }
@@ -163,18 +164,25 @@ fn ls_table(blocks: &[BlockInfo]) -> String {
         "MARKS",
     ])
     .right_aligned(&[4, 5, 7, 8, 9, 10]);
+    // Totals count the blocks without deletion mark: a marked block's samples are
+    // also in the block that replaced it (or expired), and its bytes go at the next GC.
     let (mut samples, mut bytes, mut live) = (0u64, 0u64, 0usize);
+    let mut marked_bytes = 0u64;
     for b in blocks {
         let m = &b.meta;
-        samples += m.stats.num_samples;
-        bytes += m.data_bytes();
-        live += usize::from(b.deletion_mark.is_none());
+        if b.deletion_mark.is_none() {
+            samples = samples.saturating_add(m.stats.num_samples);
+            bytes = bytes.saturating_add(m.data_bytes());
+            live += 1;
+        } else {
+            marked_bytes = marked_bytes.saturating_add(m.data_bytes());
+        }
         t.row(vec![
             m.tenant.clone(),
             m.ulid.to_string(),
             fmt_time(m.min_time),
             fmt_time(m.max_time),
-            fmt_duration_ms(m.max_time - m.min_time),
+            fmt_span_ms(m.min_time, m.max_time),
             m.compaction.level.to_string(),
             fmt_resolution(m.resolution),
             fmt_count(m.stats.num_series),
@@ -186,11 +194,16 @@ fn ls_table(blocks: &[BlockInfo]) -> String {
     }
     let mut out = t.render();
     out.push_str(&format!(
-        "\n{} blocks ({live} without deletion mark), {} samples, {}\n",
+        "\n{} blocks; {live} without deletion mark: {} samples, {}",
         blocks.len(),
         fmt_count(samples),
         fmt_bytes(bytes)
     ));
+    let marked = blocks.len() - live;
+    if marked > 0 {
+        out.push_str(&format!("; {marked} marked for deletion: {}", fmt_bytes(marked_bytes)));
+    }
+    out.push('\n');
     out
 }
 
@@ -314,7 +327,7 @@ fn describe(b: &BlockInfo) -> String {
     kv("format version", m.version.to_string());
     kv("min time", format!("{} ({})", fmt_time(m.min_time), m.min_time));
     kv("max time", format!("{} ({}, exclusive)", fmt_time(m.max_time), m.max_time));
-    kv("duration", fmt_duration_ms(m.max_time - m.min_time));
+    kv("duration", fmt_span_ms(m.min_time, m.max_time));
     kv("resolution", fmt_resolution(m.resolution));
     kv("level", m.compaction.level.to_string());
     kv("series", fmt_count(m.stats.num_series));
@@ -332,7 +345,7 @@ fn describe(b: &BlockInfo) -> String {
     };
     kv("sources", list(&m.compaction.sources));
     kv("parents", list(&m.compaction.parents));
-    let unix = |s: i64| fmt_time(s.saturating_mul(1000));
+    let unix = fmt_time_secs;
     match &b.deletion_mark {
         Some(d) => kv("deletion mark", format!("{} at {}", d.reason, unix(d.deletion_time))),
         None => kv("deletion mark", "-".into()),
@@ -362,18 +375,59 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// RFC 3339 in UTC with milliseconds (block bounds are exact to the ms).
+/// RFC 3339 in UTC with milliseconds (block bounds are exact to the ms), for any
+/// `ms` whose year is 0000 to 9999; beyond those (a damaged or hand-made
+/// meta.json, i64 bounds) the raw milliseconds and `(out of range)`. Never panics.
 pub(crate) fn fmt_time(ms: i64) -> String {
-    match u64::try_from(ms) {
-        Ok(ms) => humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string(),
-        Err(_) => format!("{ms}ms"),
+    let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+    let (y, mo, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return format!("{ms}ms (out of range)");
     }
+    let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// [`fmt_time`] of a time in Unix seconds (markers' times).
+pub(crate) fn fmt_time_secs(secs: i64) -> String {
+    match secs.checked_mul(1000) {
+        Some(ms) => fmt_time(ms),
+        None => format!("{secs}s (out of range)"),
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01, for
+/// every `i64` (Howard Hinnant's `civil_from_days`; the arithmetic cannot overflow:
+/// |days| < 2^37 for any i64 of milliseconds, and years are returned as i64).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The duration from `from` to `to` (ms), exact even when the difference does not
+/// fit an `i64` (a block from i64::MIN to i64::MAX).
+pub(crate) fn fmt_span_ms(from: i64, to: i64) -> String {
+    fmt_duration_ms_wide(i128::from(to) - i128::from(from))
 }
 
 /// Compact duration: `14d`, `2h`, `1h59m45s`, `250ms`.
 pub(crate) fn fmt_duration_ms(ms: i64) -> String {
+    fmt_duration_ms_wide(i128::from(ms))
+}
+
+fn fmt_duration_ms_wide(ms: i128) -> String {
     if ms < 0 {
-        return format!("-{}", fmt_duration_ms(-ms));
+        return format!("-{}", fmt_duration_ms_wide(-ms));
     }
     if ms < 1000 {
         return format!("{ms}ms");
@@ -420,11 +474,34 @@ pub(crate) fn fmt_count(n: u64) -> String {
     out
 }
 
+/// `s` cut to about `max` characters with `…`, except that a block id (a ULID: 26
+/// Crockford base32 characters) is never cut: the cut moves to its end.
+/// "compacted into <ULID>" names the block to look at next; half an id names nothing.
 fn ellipsize(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    let mut cut = max.saturating_sub(1);
+    // Runs of ULID characters bounded by other characters, 26 long, that parse.
+    let is_ulid_char = |c: char| c.is_ascii_alphanumeric();
+    let mut start = 0;
+    while start < chars.len() {
+        if !is_ulid_char(chars[start]) {
+            start += 1;
+            continue;
+        }
+        let end = (start..chars.len()).find(|&i| !is_ulid_char(chars[i])).unwrap_or(chars.len());
+        let run: String = chars[start..end].iter().collect();
+        if start < cut && cut < end && run.len() == ulid::ULID_LEN && ulid::Ulid::from_string(&run).is_ok() {
+            cut = end;
+        }
+        start = end;
+    }
+    if cut >= chars.len() {
+        return s.to_string();
+    }
+    let mut out: String = chars[..cut].iter().collect();
     out.push('…');
     out
 }

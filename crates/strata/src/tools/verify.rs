@@ -3,7 +3,8 @@
 //! ```text
 //!  Bucket::scan ─► no meta.json ─► incomplete (a problem once older than 1h)
 //!               ─► meta.json unreadable, data file missing or of another size
-//!               ─► live blocks overlapping (same resolution)
+//!               ─► live blocks overlapping (same resolution), or with times far from now
+//!                  (before 1990, or more than a day ahead)
 //!               ─► read_block each sound block ─► undecodable, or counts off meta.json
 //! ```
 
@@ -31,7 +32,18 @@ pub(crate) enum Problem {
     Overlap,
     /// The block's data does not decode, or holds other counts than `meta.json` says.
     Unreadable,
+    /// A live block's time range reaches before [`EARLIEST_PLAUSIBLE_MS`] or more
+    /// than [`MAX_AHEAD_MS`] past now: a sender's broken clock, or a damaged meta.json.
+    /// Such a block is never compacted with the others, and retention by time does
+    /// not make sense of it.
+    ImplausibleTime,
 }
+
+/// 1990-01-01T00:00:00Z: no Prometheus sample comes from before this.
+pub(crate) const EARLIEST_PLAUSIBLE_MS: i64 = 631_152_000_000;
+
+/// How far past now a block's times may reach (clock skew, the ingest grace).
+pub(crate) const MAX_AHEAD_MS: i64 = 24 * 3_600_000;
 
 impl Problem {
     fn name(self) -> &'static str {
@@ -43,6 +55,7 @@ impl Problem {
             Problem::SizeMismatch => "size mismatch",
             Problem::Overlap => "overlap",
             Problem::Unreadable => "unreadable",
+            Problem::ImplausibleTime => "implausible time",
         }
     }
 }
@@ -67,18 +80,59 @@ pub(crate) fn progress() -> ProgressBar {
     bar(0, "reading blocks")
 }
 
+/// What `verify` found, and how much it looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Report {
+    pub(crate) findings: Vec<Finding>,
+    /// Block directories checked (complete or not).
+    pub(crate) blocks: usize,
+    /// Blocks read back in full (those with a sound meta.json and files, not marked for deletion).
+    pub(crate) read: usize,
+}
+
+impl Report {
+    pub(crate) fn problems(&self) -> usize {
+        self.findings.iter().filter(|f| f.is_problem()).count()
+    }
+}
+
+/// Why a live block's `[min_time, max_time)` is far from `now_ms`, if it is.
+fn implausible_time(meta: &BlockMeta, now_ms: i64) -> Option<String> {
+    let ahead = now_ms.saturating_add(MAX_AHEAD_MS);
+    let mut why = Vec::new();
+    if meta.min_time < EARLIEST_PLAUSIBLE_MS {
+        why.push(format!("starts before {}", fmt_time(EARLIEST_PLAUSIBLE_MS)));
+    }
+    // max_time is exclusive: a block ending exactly at the limit holds nothing past it.
+    if meta.max_time.saturating_sub(1) > ahead || meta.min_time > ahead {
+        why.push(format!("reaches more than {} past now ({})", fmt_duration_ms(MAX_AHEAD_MS), fmt_time(now_ms)));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "min time {} ({}), max time {} ({}): {}",
+            fmt_time(meta.min_time),
+            meta.min_time,
+            fmt_time(meta.max_time),
+            meta.max_time,
+            why.join(", ")
+        )
+    })
+}
+
 /// Checks every block directory of `tenants`. `now_ms` decides which incomplete
-/// uploads are old enough to be a problem.
+/// uploads are old enough to be a problem, and which times are implausible.
 pub(crate) async fn verify(
     bucket: &Bucket,
     tenants: &[TenantId],
     now_ms: i64,
     pb: &ProgressBar,
-) -> anyhow::Result<Vec<Finding>> {
+) -> anyhow::Result<Report> {
     let mut findings = Vec::new();
+    let mut blocks = 0;
     let mut to_read: Vec<(BlockPath, BlockMeta)> = Vec::new();
     for tenant in tenants {
         let scans = bucket.scan(tenant).await?;
+        blocks += scans.len();
         let mut live: Vec<(&BlockPath, &BlockMeta)> = Vec::new();
         for s in &scans {
             let mut finding = |problem, detail: String| {
@@ -125,6 +179,9 @@ pub(crate) async fn verify(
             if s.files.contains_key(&BlockFile::DeletionMark) {
                 continue;
             }
+            if let Some(detail) = implausible_time(meta, now_ms) {
+                finding(Problem::ImplausibleTime, detail);
+            }
             live.push((&s.path, meta));
             if sound {
                 to_read.push((s.path.clone(), meta.clone()));
@@ -133,7 +190,8 @@ pub(crate) async fn verify(
         findings.extend(overlaps(&live));
     }
 
-    pb.set_length(to_read.len() as u64);
+    let read = to_read.len();
+    pb.set_length(read as u64);
     for (path, meta) in to_read {
         pb.set_message(path.to_string());
         let detail = match read_block(&**bucket.store(), &path).await {
@@ -157,7 +215,7 @@ pub(crate) async fn verify(
     }
     pb.finish_and_clear();
     findings.sort_by(|a, b| (&a.block, a.problem).cmp(&(&b.block, b.problem)));
-    Ok(findings)
+    Ok(Report { findings, blocks, read })
 }
 
 /// One finding per live block that overlaps an earlier one of the same resolution.
@@ -187,16 +245,17 @@ fn overlaps(live: &[(&BlockPath, &BlockMeta)]) -> Vec<Finding> {
     out
 }
 
-pub(crate) fn render(findings: &[Finding]) -> String {
-    if findings.is_empty() {
-        return "no problems found\n".into();
+pub(crate) fn render(report: &Report) -> String {
+    let checked = format!("{} block(s) checked, {} read back", report.blocks, report.read);
+    if report.findings.is_empty() {
+        return format!("{checked}: no problems found\n");
     }
     let mut t = Table::new(&["BLOCK", "PROBLEM", "DETAIL"]);
-    for f in findings {
+    for f in &report.findings {
         t.row(vec![f.block.to_string(), f.problem.name().into(), f.detail.clone()]);
     }
-    let problems = findings.iter().filter(|f| f.is_problem()).count();
+    let problems = report.problems();
     let mut out = t.render();
-    out.push_str(&format!("\n{problems} problem(s), {} note(s)\n", findings.len() - problems));
+    out.push_str(&format!("\n{checked}: {problems} problem(s), {} note(s)\n", report.findings.len() - problems));
     out
 }
