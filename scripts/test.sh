@@ -19,5 +19,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+bash scripts/fuzz.sh  # every fuzz target for 10 s from its seeds (docs/fuzzing.md)
 # Per-file pass counts of Prometheus's own PromQL test corpus (../shared/promqltest).
 cargo test -p strata-promql --test promqltest -- --nocapture
