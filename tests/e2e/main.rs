@@ -6,6 +6,7 @@ mod bad_input;
 mod blocks;
 mod crash;
 mod differential;
+mod faults;
 mod prometheus;
 mod query_api;
 mod read_api;

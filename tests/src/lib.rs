@@ -401,3 +401,72 @@ impl Drop for WeedS3 {
         self.stop();
     }
 }
+
+/// A tmpfs mounted on a directory for the life of the value (a small disk to fill).
+/// Unmounted when dropped, lazily if something still holds a file there.
+#[derive(Debug)]
+pub struct TmpfsMount {
+    pub dir: PathBuf,
+}
+
+impl TmpfsMount {
+    /// Mounts a tmpfs of `size_mib` MiB on `dir` (created). `Ok(None)` with the reason
+    /// printed when mounting is not possible here (not root, no mount privilege);
+    /// with `CI=true` that is an error instead.
+    pub fn mount(dir: &Path, size_mib: u64) -> Result<Option<TmpfsMount>> {
+        std::fs::create_dir_all(dir)?;
+        let out =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"]).arg(dir).output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Ok(Some(TmpfsMount { dir: dir.to_path_buf() })),
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            bail!("cannot mount a tmpfs on {}: {why}", dir.display());
+        }
+        println!("SKIPPED: cannot mount a tmpfs on {} ({why}); run as root", dir.display());
+        Ok(None)
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Fills the filesystem holding `path` with one file, written until the disk
+/// refuses; returns the bytes written.
+pub fn fill_disk(path: &Path) -> Result<u64> {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0x5au8; 64 << 10];
+    let mut n = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// One value of a Prometheus text exposition (`/metrics`), summed over its label sets.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Result<f64> {
+    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, v) = l.rsplit_once(' ')?;
+            let metric = key.split('{').next()?;
+            (metric == name).then(|| v.parse::<f64>().ok()).flatten()
+        })
+        .sum())
+}
