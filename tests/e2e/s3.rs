@@ -62,7 +62,7 @@ async fn flush(base: &str) -> (u16, String) {
 
 fn setup(tmp: &Path) -> Option<(std::path::PathBuf, WeedS3, std::path::PathBuf)> {
     let Some(bin) = strata_bin() else {
-        eprintln!("skipping: strata binary not built (cargo build --bins)");
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
         return None;
     };
     let weed = WeedS3::start(&tmp.join("weed"), None).expect("start weed mini")?;
@@ -169,4 +169,96 @@ async fn killing_strata_during_an_upload_loses_and_doubles_nothing() {
     let fresh =
         StrataProcess::start(&bin, &tmp.path().join("data-fresh"), &["--objstore.config-file", obj]).await.unwrap();
     assert_eq!(read_all(&fresh.base()).await, want, "compaction changed the answers");
+}
+
+async fn get_json(base: &str, path: &str, q: &[(&str, String)]) -> (u16, serde_json::Value) {
+    let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), q).unwrap();
+    let r = reqwest::Client::new().get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Issue 10, bug 5: an object-store outage used to fail every query of a tenant
+/// that has blocks with 500, even for data that is all in the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_answer_from_the_head_while_s3_is_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((bin, weed, objstore)) = setup(tmp.path()) else { return };
+    let obj = objstore.to_str().unwrap();
+    let client = reqwest::Client::new();
+    let all = workload();
+    let strata = StrataProcess::start(&bin, &tmp.path().join("data"), &["--objstore.config-file", obj]).await.unwrap();
+    let base = strata.base();
+    // The first 75 minutes go to a block, the rest stays in the head.
+    assert_eq!(write_v1(&client, &base, &split(&all, 0, 300), None).await.unwrap().0, 204);
+    let (status, body) = flush(&base).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(write_v1(&client, &base, &split(&all, 300, 10_000), None).await.unwrap().0, 204);
+    let t0 = all.timeseries[0].samples[0].timestamp;
+    let head_t = all.timeseries[0].samples[400].timestamp;
+    let end = all.timeseries[0].samples.last().unwrap().timestamp;
+    let range = |start: i64| {
+        vec![
+            ("query", "count(node_load1)".to_string()),
+            ("start", secs(start)),
+            ("end", secs(end)),
+            ("step", "60".to_string()),
+        ]
+    };
+    let (status, full) = get_json(&base, "/api/v1/query_range", &range(t0)).await;
+    assert_eq!(status, 200, "{full}");
+    let full_points = full["data"]["result"][0]["values"].as_array().unwrap().len();
+
+    weed.stop();
+    // All in the head: answered as usual, no warning.
+    let (status, v) =
+        get_json(&base, "/api/v1/query", &[("query", "count(node_load1)".into()), ("time", secs(head_t))]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "12", "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    let (status, v) = get_json(&base, "/api/v1/query_range", &range(head_t)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    // Needs blocks: the head's part, with a warning naming the store.
+    let (status, v) = get_json(&base, "/api/v1/query_range", &range(t0)).await;
+    assert_eq!(status, 200, "{v}");
+    let warning = v["warnings"][0].as_str().unwrap_or_else(|| panic!("no warning: {v}"));
+    assert!(warning.contains("object store unavailable"), "{warning}");
+    let points = v["data"]["result"][0]["values"].as_array().unwrap().len();
+    assert!(points < full_points, "{points} of {full_points} points without the block");
+    for (path, q) in [
+        ("/api/v1/series", vec![("match[]", "node_load1".to_string()), ("start", secs(t0)), ("end", secs(end))]),
+        ("/api/v1/labels", vec![("start", secs(t0)), ("end", secs(end))]),
+        ("/api/v1/label/instance/values", vec![("start", secs(t0)), ("end", secs(end))]),
+    ] {
+        let (status, v) = get_json(&base, path, &q).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert!(v["warnings"][0].as_str().is_some_and(|w| w.contains("object store")), "{path}: {v}");
+        assert!(!v["data"].as_array().unwrap().is_empty(), "{path}: {v}");
+    }
+    // No partial responses wanted: 503 with a Prometheus error, never 500.
+    let mut q = range(t0);
+    q.push(("partial_response", "false".into()));
+    let (status, v) = get_json(&base, "/api/v1/query_range", &q).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["errorType"], "unavailable", "{v}");
+    // Remote read has no warnings: 503, which a reading Prometheus turns into one.
+    let rr = remote_read(&client, &base, all_series(), 0, i64::MAX / 2, None).await;
+    let e = rr.expect_err("remote read without the store must fail").to_string();
+    assert!(e.contains("503"), "{e}");
+
+    // The store comes back: full answers, no restart.
+    let weed = WeedS3::start(&weed.dir, Some(weed.base)).unwrap().unwrap();
+    let (status, v) = get_json(&base, "/api/v1/query_range", &range(t0)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    assert_eq!(v, full);
+    assert_eq!(read_all(&base).await, expected(&all));
+    strata.terminate().unwrap();
+    drop(weed);
 }

@@ -93,6 +93,7 @@ impl From<strata_model::Error> for ApiError {
             K::BadInput => ApiErrorKind::BadData,
             K::Limit => ApiErrorKind::Execution,
             K::Internal => ApiErrorKind::Internal,
+            K::Unavailable => ApiErrorKind::Unavailable,
         };
         ApiError::new(kind, e.to_string())
     }

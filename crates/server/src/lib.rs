@@ -85,6 +85,7 @@ struct Inner {
     config: ServerConfig,
     limiter: RateLimiter,
     metrics: Metrics,
+    discards: write::DiscardLog,
     engine: strata_promql::EngineOptions,
 }
 
@@ -98,6 +99,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
             metrics: Metrics::new(tsdb.clone(), blocks.clone()),
+            discards: write::DiscardLog::default(),
             blocks,
             engine: config.engine_options(),
             tsdb,
@@ -147,6 +149,11 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// Counts refused samples per tenant and reason, and logs them rate-limited.
+    fn discard(&self, tenant: &TenantId, reason: &'static str, n: u64, example: &str) {
+        self.0.discards.record(&self.0.metrics, tenant, reason, n, example, std::time::Instant::now());
+    }
+
     /// The tenant of a request: `X-Scope-OrgID`, or the default tenant when absent.
     fn tenant(&self, headers: &HeaderMap) -> ApiResult<TenantId> {
         match headers.get(TENANT_HEADER) {
@@ -158,12 +165,16 @@ impl AppState {
         }
     }
 
-    /// The read side for one tenant.
-    fn querier(&self, tenant: &TenantId) -> ApiResult<Arc<dyn strata_model::Querier>> {
+    /// The read side for one tenant, for one request. With `partial_response`, an
+    /// unavailable object store leaves the blocks' data out with a warning instead
+    /// of failing the request with 503.
+    fn querier(&self, tenant: &TenantId, partial_response: bool) -> ApiResult<Arc<dyn strata_model::Querier>> {
         let db = self.tsdb()?;
         let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
         let blocks = self.blocks().map(|b| b.bucket.querier(tenant.clone()));
-        Ok(Arc::new(strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks)))
+        Ok(Arc::new(
+            strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks).partial_response(partial_response),
+        ))
     }
 }
 

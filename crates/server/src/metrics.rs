@@ -14,13 +14,14 @@ use prometheus_client::registry::Registry;
 use strata_tsdb::Tsdb;
 
 pub(crate) const SAMPLES_RECEIVED: &str = "strata_remote_write_samples_received";
-pub(crate) const SAMPLES_REJECTED: &str = "strata_remote_write_samples_rejected";
+/// Mimir's `cortex_discarded_samples_total{user,reason}`, with `tenant`.
+pub(crate) const DISCARDED_SAMPLES: &str = "strata_discarded_samples";
 pub(crate) const EXEMPLARS_DROPPED: &str = "strata_remote_write_exemplars_dropped";
 pub(crate) const HISTOGRAMS_REJECTED: &str = "strata_remote_write_histograms_rejected";
 pub(crate) const REQUESTS_REJECTED: &str = "strata_remote_write_requests_rejected";
 pub(crate) const REQUEST_DURATION: &str = "strata_http_request_duration_seconds";
-
 pub(crate) const HTTP_PANICS: &str = "strata_http_panics";
+
 type L = Vec<(&'static str, String)>;
 
 /// A per-tenant head gauge: name, help, and how to read it from the stats.
@@ -32,13 +33,13 @@ type HeadGauge = (&'static str, &'static str, fn(&strata_tsdb::HeadStats) -> u64
 pub(crate) struct Metrics {
     registry: Registry,
     pub(crate) samples_received: Family<L, Counter>,
-    pub(crate) samples_rejected: Family<L, Counter>,
+    pub(crate) discarded_samples: Family<L, Counter>,
     pub(crate) exemplars_dropped: Counter,
     pub(crate) histograms_rejected: Counter,
     pub(crate) requests_rejected: Family<L, Counter>,
     pub(crate) request_duration: Family<L, Histogram, fn() -> Histogram>,
-}
     pub(crate) http_panics: Counter,
+}
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -49,20 +50,24 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             samples_received: Family::default(),
-            samples_rejected: Family::default(),
+            discarded_samples: Family::default(),
             exemplars_dropped: Counter::default(),
             histograms_rejected: Counter::default(),
             requests_rejected: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
-            registry: Registry::default(),
             http_panics: Counter::default(),
+            registry: Registry::default(),
         };
         registry.register(
             SAMPLES_RECEIVED,
             "Samples received by remote write, by protocol version",
             m.samples_received.clone(),
         );
-        registry.register(SAMPLES_REJECTED, "Samples refused by remote write, by reason", m.samples_rejected.clone());
+        registry.register(
+            DISCARDED_SAMPLES,
+            "Samples refused by remote write and not stored, by tenant and reason",
+            m.discarded_samples.clone(),
+        );
         registry.register(
             EXEMPLARS_DROPPED,
             "Exemplars received and dropped (Strata does not store exemplars)",
@@ -83,16 +88,16 @@ impl Metrics {
             "HTTP request latency by handler and status code",
             m.request_duration.clone(),
         );
-        registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
-        Metrics { registry, ..m }
-    }
-
-    pub(crate) fn render(&self) -> String {
         registry.register(
             HTTP_PANICS,
             "Requests whose handler panicked, answered 500 (the server keeps serving)",
             m.http_panics.clone(),
         );
+        registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
+        Metrics { registry, ..m }
+    }
+
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);

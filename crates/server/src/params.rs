@@ -100,6 +100,21 @@ impl Params {
         }
     }
 
+    /// Thanos's `partial_response`: whether an answer may leave out data of a store
+    /// that is down (with a warning) instead of failing; `default` when absent.
+    pub(crate) fn partial_response(&self, default: bool) -> ApiResult<bool> {
+        match self.get("partial_response") {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"partial_response\": cannot parse {v:?} to a boolean"
+                ))),
+            },
+        }
+    }
+
     /// Every `match[]` selector parsed into matcher sets (one per alternative).
     pub(crate) fn matcher_sets(&self) -> ApiResult<Vec<Vec<Matcher>>> {
         let mut out = Vec::new();
@@ -111,7 +126,9 @@ impl Params {
 }
 
 /// Parses a Prometheus API time: Unix seconds with optional fraction, or RFC 3339.
+/// Total: any string gives a time or an error, never a panic.
 pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    let invalid = || format!("cannot parse {s:?} to a valid timestamp");
     if let Ok(f) = s.parse::<f64>() {
         if !f.is_finite() {
             return Err(invalid());
@@ -133,9 +150,9 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let (base, offset_ms) = if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
         (b, 0i64)
     } else {
-/// Total: any string gives a time or an error, never a panic.
+        // The offset is the last six bytes, all ASCII: `get` refuses a cut inside a
+        // multi-byte character instead of panicking as `split_at` would.
         let pos = s.len().checked_sub(6)?;
-    let invalid = || format!("cannot parse {s:?} to a valid timestamp");
         let (b, off) = (s.get(..pos)?, s.get(pos..)?.as_bytes());
         let sign = match off[0] {
             b'+' => 1,
@@ -156,8 +173,6 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let ms = match t.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).ok()?,
         Err(e) => -i64::try_from(e.duration().as_millis()).ok()?,
-        // The offset is the last six bytes, all ASCII: `get` refuses a cut inside a
-        // multi-byte character instead of panicking as `split_at` would.
     };
     Some(ms.saturating_sub(offset_ms))
 }
@@ -175,6 +190,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         let nanos = f * 1e9;
         if f.is_nan() {
             return Err(format!("cannot parse {s:?} to a valid duration"));
+        }
+        // `i64::MAX as f64` rounds up to 2^63, so `>=` is the exact bound.
+        if nanos >= i64::MAX as f64 || nanos < i64::MIN as f64 {
+            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
         }
         return Ok((f * 1000.0).round() as i64);
     }
@@ -235,10 +254,6 @@ pub(crate) fn parse_selector(s: &str) -> ApiResult<Vec<Vec<Matcher>>> {
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
     if sets.iter().any(|set| set.iter().all(Matcher::matches_empty)) {
         return Err(ApiError::bad_data(
-        // `i64::MAX as f64` rounds up to 2^63, so `>=` is the exact bound.
-        if nanos >= i64::MAX as f64 || nanos < i64::MIN as f64 {
-            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
-        }
             "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
         ));
     }
@@ -258,6 +273,23 @@ mod tests {
         assert_eq!(parse_time("2023-11-15T00:13:20+02:00").unwrap(), 1_700_000_000_000);
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("NaN").is_err());
+    }
+
+    #[test]
+    fn times_never_split_a_character() {
+        // Six bytes from the end falls inside a multi-byte character.
+        for s in ["\u{20ac}a\u{20ac}", "2023-11-14T22:13:20\u{20ac}00", "\u{1f600}", "ab\u{e9}+01:00"] {
+            assert!(parse_time(s).unwrap_err().contains("to a valid timestamp"), "{s}");
+        }
+        assert!(parse_time("2023-11-15T00:13:20+2x:00").is_err());
+        assert!(parse_time("2023-11-15T00:13:20+99:00").is_err());
+    }
+
+    #[test]
+    fn prometheus_min_and_max_time_spellings() {
+        assert_eq!(parse_time("-292273086-05-16T16:47:06Z").unwrap(), MIN_TIME);
+        assert_eq!(parse_time("292277025-08-18T07:12:54.999999999Z").unwrap(), MAX_TIME);
+        assert_eq!(parse_time("1e300").unwrap(), MAX_TIME);
     }
 
     #[test]
@@ -298,29 +330,11 @@ mod tests {
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].len(), 2);
         assert!(parse_selector(r#"{job=""}"#).is_err());
-    #[test]
-    fn times_never_split_a_character() {
-        // Six bytes from the end falls inside a multi-byte character.
-        for s in ["\u{20ac}a\u{20ac}", "2023-11-14T22:13:20\u{20ac}00", "\u{1f600}", "ab\u{e9}+01:00"] {
-            assert!(parse_time(s).unwrap_err().contains("to a valid timestamp"), "{s}");
-        }
-        assert!(parse_time("2023-11-15T00:13:20+2x:00").is_err());
-        assert!(parse_time("2023-11-15T00:13:20+99:00").is_err());
-    }
-
-    #[test]
-    fn prometheus_min_and_max_time_spellings() {
-        assert_eq!(parse_time("-292273086-05-16T16:47:06Z").unwrap(), MIN_TIME);
-        assert_eq!(parse_time("292277025-08-18T07:12:54.999999999Z").unwrap(), MAX_TIME);
-        assert_eq!(parse_time("1e300").unwrap(), MAX_TIME);
-    }
-
         assert!(parse_selector("sum(up)").is_err());
         assert!(parse_selector("up{").is_err());
         let p = Params::from_pairs(&[("match[]", "up"), ("match[]", "{a=\"b\"}")]);
         assert_eq!(p.matcher_sets().unwrap().len(), 2);
     }
-}
 
     mod props {
         use proptest::prelude::*;
@@ -382,3 +396,4 @@ mod tests {
             }
         }
     }
+}

@@ -194,9 +194,11 @@ pub(crate) async fn instant(
     let time = p.time_or("time", now_ms())?;
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
-    let q = st.querier(&tenant)?;
+    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
     let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(query_error)?;
-    Ok(Json(Answer { res: execute(prepared).await?, limit }))
+    let mut res = execute(prepared).await?;
+    res.warnings.extend(q.warnings());
+    Ok(Json(Answer { res, limit }))
 }
 
 pub(crate) async fn range(
@@ -212,9 +214,11 @@ pub(crate) async fn range(
     let (start, end, step) = p.range_steps()?;
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
-    let q = st.querier(&tenant)?;
+    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
     let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(query_error)?;
-    Ok(Json(Answer { res: execute(prepared).await?, limit }))
+    let mut res = execute(prepared).await?;
+    res.warnings.extend(q.warnings());
+    Ok(Json(Answer { res, limit }))
 }
 
 /// Exemplars are counted and dropped at ingest, so the answer is always empty; the

@@ -54,7 +54,7 @@ pub(crate) async fn series(
     }
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant)?;
+    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
     let hints = SelectHints { range, labels_only: true, limit: if limit > 0 { limit + 1 } else { 0 } };
     let mut all = BTreeSet::new();
     for set in &sets {
@@ -69,7 +69,7 @@ pub(crate) async fn series(
         }
     }
     let mut out: Vec<Labels> = all.into_iter().collect();
-    let mut warnings = Vec::new();
+    let mut warnings = q.warnings();
     if limit > 0 && out.len() > limit {
         out.truncate(limit);
         warnings.push(TRUNCATED.to_string());
@@ -89,7 +89,7 @@ pub(crate) async fn labels(
     let sets = p.matcher_sets()?;
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant)?;
+    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
     let mut names = BTreeSet::new();
     if sets.is_empty() {
         names.extend(q.label_names(range, &[]).await?);
@@ -97,7 +97,7 @@ pub(crate) async fn labels(
     for set in &sets {
         names.extend(q.label_names(range, set).await?);
     }
-    Ok(limited(names.into_iter().collect(), limit))
+    Ok(limited(names.into_iter().collect(), limit, q.warnings()))
 }
 
 pub(crate) async fn label_values(
@@ -116,7 +116,7 @@ pub(crate) async fn label_values(
     let sets = p.matcher_sets()?;
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant)?;
+    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
     let mut values = BTreeSet::new();
     if sets.is_empty() {
         values.extend(q.label_values(&name, range, &[]).await?);
@@ -124,11 +124,10 @@ pub(crate) async fn label_values(
     for set in &sets {
         values.extend(q.label_values(&name, range, set).await?);
     }
-    Ok(limited(values.into_iter().collect(), limit))
+    Ok(limited(values.into_iter().collect(), limit, q.warnings()))
 }
 
-fn limited(mut v: Vec<String>, limit: usize) -> Json<Success<Vec<String>>> {
-    let mut warnings = Vec::new();
+fn limited(mut v: Vec<String>, limit: usize, mut warnings: Vec<String>) -> Json<Success<Vec<String>>> {
     if limit > 0 && v.len() > limit {
         v.truncate(limit);
         warnings.push(TRUNCATED.to_string());

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod decode;
+mod discards;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::AppState;
 use crate::body::{read_capped, snappy_decompress};
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
 pub(crate) use decode::{DecodedWrite, decode_v1, decode_v2};
+pub(crate) use discards::DiscardLog;
 use validate::{SeriesProblem, clean_labels};
 
 const HDR_SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
@@ -107,8 +109,9 @@ impl Rejections {
 }
 
 /// What a request stored, for the answer and the 2.0 headers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Written {
+    tenant: strata_model::TenantId,
     samples: u64,
     received: u64,
     rejections: Rejections,
@@ -134,8 +137,8 @@ pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body
             for (reason, (n, example)) in &w.rejections.0 {
                 let _ = write!(msg, "; {reason}: {n} (first: {example})");
             }
-            for (reason, (n, _)) in &w.rejections.0 {
-                st.metrics().samples_rejected.get_or_create(&vec![("reason", reason.to_string())]).inc_by(*n);
+            for (reason, (n, example)) in &w.rejections.0 {
+                st.discard(&w.tenant, reason, *n, example);
             }
             let mut resp = ApiError::bad_data(msg).into_response();
             if is_v2 {
@@ -177,6 +180,7 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     let received = req.samples.len() as u64;
     st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
     if !st.limiter().allow(&tenant, received + req.histograms) {
+        st.discard(&tenant, "rate_limited", received, "the whole request (429, retried by the sender)");
         return Err(ApiError::new(
             ApiErrorKind::RateLimited,
             format!(
@@ -187,7 +191,7 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     }
     st.metrics().exemplars_dropped.inc_by(req.exemplars);
 
-    let mut w = Written { received, ..Default::default() };
+    let mut w = Written { tenant: tenant.clone(), samples: 0, received, rejections: Rejections::default() };
     let (inputs_clean, spans) = validate_all(&req, cfg, &mut w.rejections);
     let inputs: Vec<SeriesInput<'_>> = spans
         .iter()

@@ -155,7 +155,8 @@ async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
     let server =
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
 
-    let opts = cfg.wal.tsdb_options();
+    let mut opts = cfg.wal.tsdb_options();
+    opts.creation_grace_ms = i64::try_from(cfg.server.creation_grace_period.as_millis()).unwrap_or(i64::MAX);
     let started = std::time::Instant::now();
     let tsdb = tokio::task::spawn_blocking(move || Tsdb::open_locked(lock, opts))
         .await?
