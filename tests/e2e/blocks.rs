@@ -202,7 +202,7 @@ fn check_block_sql(dir: &Path) -> Option<Vec<String>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_block_sql.py");
     let out = std::process::Command::new("python3").arg(&script).arg(dir).output().expect("run python3");
     if out.status.code() == Some(77) {
-        eprintln!("skipping the DuckDB check: {}", String::from_utf8_lossy(&out.stderr));
+        missing_tool("DuckDB/pyarrow (the block SQL check)", String::from_utf8_lossy(&out.stderr).trim());
         return None;
     }
     assert!(out.status.success(), "check_block_sql failed: {}", String::from_utf8_lossy(&out.stderr));

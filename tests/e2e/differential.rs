@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use strata_proto::prometheus as pb;
-use strata_tests::{PrometheusProcess, Sandbox, free_port, series, write_v1};
+use strata_tests::{PrometheusProcess, Sandbox, free_port, missing_tool, series, write_v1};
 
 /// Prometheus's staleness marker.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -1069,7 +1069,7 @@ fn excluded(template: &str) -> Option<(&'static str, &'static str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promql_matches_prometheus() {
     if !PrometheusProcess::installed() {
-        println!("SKIPPED: `prometheus --version` failed (apt-get install prometheus; .ci/run does it)");
+        missing_tool("prometheus", "`prometheus --version` failed (apt-get install prometheus; .ci/run does it)");
         return;
     }
     let started = Instant::now();

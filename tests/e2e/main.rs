@@ -1,11 +1,13 @@
 //! Strata's end-to-end tests, in one binary. Tests that need an outside program
-//! (Prometheus, the built `strata` binary) print why and return when it is absent;
-//! CI installs everything, so nothing is skipped there.
+//! (Prometheus, weed, DuckDB, the built `strata` binary) print why and return when
+//! it is absent; in CI (`CI=true`, set by `.ci/run`) an absent one fails the test
+//! (`strata_tests::missing_tool`), since CI installs everything.
 
 mod bad_input;
 mod blocks;
 mod crash;
 mod differential;
+mod lock;
 mod faults;
 mod prometheus;
 mod query_api;

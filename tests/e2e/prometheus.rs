@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_proto::prometheus as pb;
-use strata_tests::{PrometheusProcess, Sandbox, all_series, free_port, remote_read};
+use strata_tests::{PrometheusProcess, Sandbox, all_series, free_port, missing_tool, remote_read};
 
 /// A config scraping `scrape` (job per target) and remote-writing to Strata. With
 /// `scrape` given but `keep_targets` false, the jobs stay and lose their targets:
@@ -46,7 +46,7 @@ fn by_series(ts: Vec<pb::TimeSeries>) -> Bits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_write_roundtrip_matches_prometheus() {
     if !PrometheusProcess::installed() {
-        println!("SKIPPED: prometheus not installed (apt-get install prometheus; .ci/run does it)");
+        missing_tool("prometheus", "not installed (apt-get install prometheus; .ci/run does it)");
         return;
     }
     let sb = Sandbox::start().await;

@@ -19,7 +19,7 @@ fn one(name: &str, t: i64) -> pb::TimeSeries {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skewed_clock_cannot_wedge_a_tenant() {
     let Some(bin) = strata_bin() else {
-        eprintln!("skipping: strata binary not built (cargo build --bins)");
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

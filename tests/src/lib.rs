@@ -366,7 +366,7 @@ impl WeedS3 {
         }
         let out = cmd.output().context("run weed-mini.sh")?;
         if out.status.code() == Some(77) {
-            eprintln!("skipping: {}", String::from_utf8_lossy(&out.stderr).trim());
+            missing_tool("weed (SeaweedFS)", String::from_utf8_lossy(&out.stderr).trim());
             return Ok(None);
         }
         if !out.status.success() {
@@ -400,6 +400,22 @@ impl Drop for WeedS3 {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether this runs in CI: `CI` set to `true` or `1` (as CI systems and `.ci/run` set it).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// A test's outside tool (`what`: prometheus, weed, DuckDB, the strata binary) is
+/// missing, for the reason `why`. In CI that fails the test, since CI installs
+/// everything and a skip there would hide a test that never ran; elsewhere it prints
+/// the skip and the caller returns.
+pub fn missing_tool(what: &str, why: &str) {
+    if in_ci() {
+        panic!("{what} is missing in CI (CI={:?}): {why}", std::env::var("CI").unwrap_or_default());
+    }
+    println!("SKIPPED: {what} missing: {why}");
 }
 
 /// A tmpfs mounted on a directory for the life of the value (a small disk to fill).
@@ -470,3 +486,6 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Result<
         })
         .sum())
 }
+
+/// The fault-injecting object-store proxy.
+pub mod faultproxy;
