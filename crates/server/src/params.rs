@@ -379,6 +379,7 @@ mod tests {
                     bad_data(Params::from_pairs(&[(key, &s)]).time_or(key, 0))?;
                 }
                 bad_data(Params::from_pairs(&[("limit", &s)]).limit())?;
+                bad_data(Params::from_pairs(&[("partial_response", &s)]).partial_response(true))?;
                 for key in ["step", "timeout", "lookback_delta"] {
                     bad_data(Params::from_pairs(&[(key, &s)]).duration(key))?;
                 }
