@@ -162,7 +162,7 @@ async fn out_of_order_and_duplicate_samples() {
     assert!(got.iter().any(|s| s.labels[0].value == "other"));
 
     let text = sb.client.get(sb.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("strata_remote_write_samples_rejected_total{reason=\"out_of_order\"} 1"), "{text}");
+    assert!(text.contains("strata_discarded_samples_total{tenant=\"anonymous\",reason=\"out_of_order\"} 1"), "{text}");
 }
 
 #[tokio::test]
