@@ -54,9 +54,20 @@ impl Sandbox {
         dir: Option<&Path>,
         bucket: Option<ObjStoreConfig>,
     ) -> Sandbox {
+        Self::start_with_querier(cfg, strata_querier::QuerierConfig::default(), opts, dir, bucket).await
+    }
+
+    /// [`Sandbox::start_full`] with read-side settings (HA replica dedup).
+    pub async fn start_with_querier(
+        cfg: ServerConfig,
+        querier: strata_querier::QuerierConfig,
+        opts: TsdbOptions,
+        dir: Option<&Path>,
+        bucket: Option<ObjStoreConfig>,
+    ) -> Sandbox {
         let tmp = if dir.is_none() { Some(tempfile::tempdir().expect("tempdir")) } else { None };
         let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.as_ref().expect("tempdir").path().to_path_buf());
-        let state = AppState::new(cfg).expect("valid config");
+        let state = AppState::with_querier(cfg, querier).expect("valid config");
         if let Some(b) = bucket {
             let store = Arc::new(MeteredStore::new(b.build().expect("object store")));
             let store_stats = Some(store.stats().clone());
@@ -155,12 +166,24 @@ pub async fn remote_read(
     end: i64,
     tenant: Option<&str>,
 ) -> Result<Vec<pb::TimeSeries>> {
+    remote_read_url(client, &format!("{base}/api/v1/read"), matchers, start, end, tenant).await
+}
+
+/// [`remote_read`] at a full URL (with URL parameters such as `dedup=false`).
+pub async fn remote_read_url(
+    client: &reqwest::Client,
+    url: &str,
+    matchers: Vec<pb::LabelMatcher>,
+    start: i64,
+    end: i64,
+    tenant: Option<&str>,
+) -> Result<Vec<pb::TimeSeries>> {
     let req = pb::ReadRequest {
         queries: vec![pb::Query { start_timestamp_ms: start, end_timestamp_ms: end, matchers, hints: None }],
         accepted_response_types: vec![pb::read_request::ResponseType::Samples as i32],
     };
     let mut rb = client
-        .post(format!("{base}/api/v1/read"))
+        .post(url)
         .header("Content-Encoding", "snappy")
         .header("Content-Type", "application/x-protobuf")
         .header("X-Prometheus-Remote-Read-Version", "0.1.0")

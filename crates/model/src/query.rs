@@ -14,11 +14,20 @@ pub struct SelectHints {
     /// Stop after this many series (0 means no limit). Only a hint: callers must
     /// still apply their own limit.
     pub limit: usize,
+    /// The PromQL function the selection feeds, for a range selector that is a
+    /// function's argument (`rate` for `rate(x[5m])`): lets storage treat the data
+    /// as a counter where that matters (HA replica dedup) or pick an aggregate.
+    pub func: Option<&'static str>,
 }
 
 impl SelectHints {
     pub fn range(start: i64, end: i64) -> Self {
-        SelectHints { range: TimeRange::new(start, end), labels_only: false, limit: 0 }
+        SelectHints { range: TimeRange::new(start, end), labels_only: false, limit: 0, func: None }
+    }
+
+    /// Whether the selection feeds a function that reads its input as a counter.
+    pub fn reads_counter(&self) -> bool {
+        matches!(self.func, Some("rate" | "increase" | "irate" | "resets"))
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::{self, Expr};
-use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, Series, TimeRange};
+use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, Series};
 
 use crate::error::{Error, Result};
 use crate::eval::{Evaluator, Steps, Val, at_ms, offset_ms, subquery_steps};
@@ -60,6 +60,8 @@ struct Need<'a> {
     vs: &'a parser::VectorSelector,
     mint: i64,
     maxt: i64,
+    /// The function a range selector is the argument of.
+    func: Option<&'static str>,
 }
 
 impl Engine {
@@ -151,9 +153,11 @@ impl Engine {
             // all selects run concurrently.
             let mut unique: Vec<&Need<'_>> = Vec::new();
             let mut which: Vec<usize> = Vec::with_capacity(needs.len());
-            let mut seen: HashMap<(String, i64, i64), usize> = HashMap::new();
+            // The function is part of the key: storage may answer a counter's
+            // selection differently (HA dedup's counter adjustment).
+            let mut seen: HashMap<(String, i64, i64, Option<&str>), usize> = HashMap::new();
             for need in &needs {
-                let id = (format!("{:?}{}", need.vs.name, need.vs.matchers), need.mint, need.maxt);
+                let id = (format!("{:?}{}", need.vs.name, need.vs.matchers), need.mint, need.maxt, need.func);
                 let u = *seen.entry(id).or_insert_with(|| {
                     unique.push(need);
                     unique.len() - 1
@@ -320,11 +324,11 @@ fn plan<'a>(e: &'a Expr, s: Steps, c: &PlanCtx, out: &mut Vec<Need<'a>>) {
     match e {
         Expr::VectorSelector(vs) => {
             let (mint, maxt) = window(vs, c.lookback);
-            out.push(Need { key: vs as *const _ as usize, vs, mint, maxt });
+            out.push(Need { key: vs as *const _ as usize, vs, mint, maxt, func: None });
         }
         Expr::MatrixSelector(ms) => {
             let (mint, maxt) = window(&ms.vs, ms.range.as_millis() as i64);
-            out.push(Need { key: &ms.vs as *const _ as usize, vs: &ms.vs, mint, maxt });
+            out.push(Need { key: &ms.vs as *const _ as usize, vs: &ms.vs, mint, maxt, func: None });
         }
         Expr::Subquery(sq) => {
             let inner = subquery_steps(sq, &s, c.sub_step, c.query_start, c.query_end);
@@ -344,7 +348,13 @@ fn plan<'a>(e: &'a Expr, s: Steps, c: &PlanCtx, out: &mut Vec<Need<'a>>) {
         Expr::Paren(p) => plan(&p.expr, s, c, out),
         Expr::Call(call) => {
             for a in &call.args.args {
+                let first = out.len();
                 plan(a, s, c, out);
+                if let Expr::MatrixSelector(_) = a.as_ref() {
+                    for n in &mut out[first..] {
+                        n.func = Some(call.func.name);
+                    }
+                }
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
@@ -366,7 +376,7 @@ pub(crate) fn to_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher> {
 /// Fetches one selector's series; `{a="1" or b="2"}` becomes one select per branch,
 /// merged by label set.
 async fn select(q: &dyn Querier, need: &Need<'_>) -> Result<Vec<Series>> {
-    let hints = SelectHints { range: TimeRange::new(need.mint, need.maxt), labels_only: false, limit: 0 };
+    let hints = SelectHints { func: need.func, ..SelectHints::range(need.mint, need.maxt) };
     let groups = matcher_sets(need.vs)?;
     let mut out: Vec<Series> = Vec::new();
     for ms in &groups {

@@ -22,8 +22,19 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use strata_block::BlockQuerier;
-use strata_model::{ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, merge_series};
+use strata_model::{ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, dedup_series, merge_series};
 use strata_tsdb::HeadQuerier;
+
+/// Settings of the read side (the `querier:` section of the configuration).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerierConfig {
+    /// Labels that tell the replicas of an HA pair apart (e.g. `[__replica__]`):
+    /// queries merge series that differ only in them into one series without them
+    /// (Thanos Query's `--query.replica-label`). A request's `dedup=false` turns it
+    /// off, `replicaLabels[]=` replaces the list. Empty: no dedup.
+    pub replica_labels: Vec<String>,
+}
 
 /// Head and blocks of one tenant as one [`Querier`], made per request.
 #[derive(Debug)]
@@ -37,13 +48,43 @@ pub struct TenantQuerier {
     /// Whether an unavailable bucket leaves its data out with a warning (`true`)
     /// or fails the call (`false`, Thanos's `partial_response=false`).
     partial_response: bool,
+    /// Labels that tell HA replicas apart; series that differ only in them are
+    /// merged into one ([`strata_model::dedup_series`]). Empty: no dedup.
+    replica_labels: Vec<String>,
     warnings: Mutex<Vec<String>>,
 }
 
 impl TenantQuerier {
     /// A querier that fails when the bucket is unavailable; see [`Self::partial_response`].
     pub fn new(head: HeadQuerier, head_floor: i64, blocks: Option<BlockQuerier>) -> Self {
-        TenantQuerier { head, head_floor, blocks, partial_response: false, warnings: Mutex::new(Vec::new()) }
+        TenantQuerier {
+            head,
+            head_floor,
+            blocks,
+            partial_response: false,
+            replica_labels: Vec::new(),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Merges series that differ only in these labels (HA replicas) into one
+    /// without them, as Thanos Query's `--query.replica-label` does. Selectors may
+    /// still match on a replica label; answers never show one.
+    pub fn replica_labels(mut self, labels: Vec<String>) -> Self {
+        self.replica_labels = labels;
+        self
+    }
+
+    fn dedup(&self, series: Vec<Series>, hints: &SelectHints) -> Vec<Series> {
+        if self.replica_labels.is_empty() {
+            return series;
+        }
+        let names: Vec<&str> = self.replica_labels.iter().map(String::as_str).collect();
+        dedup_series(series, &names, hints.reads_counter())
+    }
+
+    fn is_replica_label(&self, name: &str) -> bool {
+        self.replica_labels.iter().any(|l| l == name)
     }
 
     /// With `true`, a call whose blocks cannot be read because the object store is
@@ -81,13 +122,24 @@ impl Querier for TenantQuerier {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(blocks) = self.blocks_for(hints.range) else {
-            return self.head.select(hints, matchers).await;
+        // With dedup, a limit counts merged series: the parts are asked for all.
+        let part_hints =
+            if self.replica_labels.is_empty() { hints.clone() } else { SelectHints { limit: 0, ..hints.clone() } };
+        let out = match self.blocks_for(hints.range) {
+            None => self.head.select(&part_hints, matchers).await?,
+            Some(blocks) => {
+                let (head, blocks) = futures::future::join(
+                    self.head.select(&part_hints, matchers),
+                    blocks.select(&part_hints, matchers),
+                )
+                .await;
+                match (head?, self.blocks_part(blocks)?) {
+                    (head, None) => head,
+                    (head, Some(blocks)) => merge_series(vec![head, blocks]),
+                }
+            }
         };
-        let (head, blocks) = futures::future::join(self.head.select(hints, matchers), blocks.select(hints, matchers)).await;
-        let (head, blocks) = (head?, self.blocks_part(blocks)?);
-        let Some(blocks) = blocks else { return Ok(head) };
-        let mut out = merge_series(vec![head, blocks]);
+        let mut out = self.dedup(out, hints);
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }
@@ -95,16 +147,24 @@ impl Querier for TenantQuerier {
     }
 
     async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<String>> {
-        let Some(blocks) = self.blocks_for(range) else {
-            return self.head.label_names(range, matchers).await;
+        let mut names = match self.blocks_for(range) {
+            None => self.head.label_names(range, matchers).await?,
+            Some(blocks) => {
+                let (a, b) =
+                    futures::future::join(self.head.label_names(range, matchers), blocks.label_names(range, matchers))
+                        .await;
+                let (a, b) = (a?, self.blocks_part(b)?.unwrap_or_default());
+                a.into_iter().chain(b).collect::<BTreeSet<_>>().into_iter().collect()
+            }
         };
-        let (a, b) =
-            futures::future::join(self.head.label_names(range, matchers), blocks.label_names(range, matchers)).await;
-        let (a, b) = (a?, self.blocks_part(b)?.unwrap_or_default());
-        Ok(a.into_iter().chain(b).collect::<BTreeSet<_>>().into_iter().collect())
+        names.retain(|n| !self.is_replica_label(n));
+        Ok(names)
     }
 
     async fn label_values(&self, name: &str, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<String>> {
+        if self.is_replica_label(name) {
+            return Ok(Vec::new());
+        }
         let Some(blocks) = self.blocks_for(range) else {
             return self.head.label_values(name, range, matchers).await;
         };

@@ -87,12 +87,18 @@ struct Inner {
     metrics: Metrics,
     discards: write::DiscardLog,
     engine: strata_promql::EngineOptions,
+    querier: strata_querier::QuerierConfig,
 }
 
 impl AppState {
     /// A state that is not ready yet: write and read requests get 503 until
     /// [`AppState::set_ready`] hands over the replayed storage.
     pub fn new(config: ServerConfig) -> Result<Self, ApiError> {
+        Self::with_querier(config, strata_querier::QuerierConfig::default())
+    }
+
+    /// [`AppState::new`] with read-side settings (HA replica dedup).
+    pub fn with_querier(config: ServerConfig, querier: strata_querier::QuerierConfig) -> Result<Self, ApiError> {
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
         let blocks = Arc::new(OnceLock::new());
@@ -100,6 +106,7 @@ impl AppState {
             limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
             metrics: Metrics::new(tsdb.clone(), blocks.clone()),
             discards: write::DiscardLog::default(),
+            querier,
             blocks,
             engine: config.engine_options(),
             tsdb,
@@ -165,16 +172,22 @@ impl AppState {
         }
     }
 
-    /// The read side for one tenant, for one request. With `partial_response`, an
-    /// unavailable object store leaves the blocks' data out with a warning instead
-    /// of failing the request with 503.
-    fn querier(&self, tenant: &TenantId, partial_response: bool) -> ApiResult<Arc<dyn strata_model::Querier>> {
+    /// The read side for one tenant, for one request: partial responses and HA
+    /// replica dedup as the request's [`params::ReadOptions`] say.
+    fn querier(&self, tenant: &TenantId, opts: params::ReadOptions) -> ApiResult<Arc<dyn strata_model::Querier>> {
         let db = self.tsdb()?;
         let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
         let blocks = self.blocks().map(|b| b.bucket.querier(tenant.clone()));
         Ok(Arc::new(
-            strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks).partial_response(partial_response),
+            strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks)
+                .partial_response(opts.partial_response)
+                .replica_labels(opts.replica_labels),
         ))
+    }
+
+    /// The read options of a request: its parameters over the configured defaults.
+    fn read_options(&self, p: &params::Params) -> ApiResult<params::ReadOptions> {
+        p.read_options(self.0.config.query_partial_response, &self.0.querier.replica_labels)
     }
 }
 

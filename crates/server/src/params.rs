@@ -15,6 +15,14 @@ const MAX_FORM_BYTES: usize = 4 << 20;
 pub(crate) const MIN_TIME: i64 = -9_223_309_901_257_974;
 pub(crate) const MAX_TIME: i64 = 9_223_309_901_257_974;
 
+/// How one request reads: see [`Params::read_options`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ReadOptions {
+    pub(crate) partial_response: bool,
+    /// HA replica labels to deduplicate by; empty for no dedup.
+    pub(crate) replica_labels: Vec<String>,
+}
+
 /// All `key=value` pairs of a request, query string first.
 #[derive(Debug, Default)]
 pub(crate) struct Params(Vec<(String, String)>);
@@ -32,6 +40,11 @@ impl Params {
             pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
         Ok(Params(pairs))
+    }
+
+    /// The query-string parameters alone (for endpoints whose body is not a form).
+    pub(crate) fn from_query(uri: &Uri) -> Params {
+        Params(form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     #[cfg(test)]
@@ -103,16 +116,40 @@ impl Params {
     /// Thanos's `partial_response`: whether an answer may leave out data of a store
     /// that is down (with a warning) instead of failing; `default` when absent.
     pub(crate) fn partial_response(&self, default: bool) -> ApiResult<bool> {
-        match self.get("partial_response") {
+        self.bool_or("partial_response", default)
+    }
+
+    /// A boolean parameter (`true|false|1|0`, any case), `default` when absent.
+    fn bool_or(&self, key: &str, default: bool) -> ApiResult<bool> {
+        match self.get(key) {
             None => Ok(default),
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                _ => Err(ApiError::bad_data(format!(
-                    "invalid parameter \"partial_response\": cannot parse {v:?} to a boolean"
-                ))),
+                _ => Err(ApiError::bad_data(format!("invalid parameter {key:?}: cannot parse {v:?} to a boolean"))),
             },
         }
+    }
+
+    /// The read side's per-request options: Thanos's `partial_response`, `dedup`
+    /// (default true when replica labels are configured or given) and
+    /// `replicaLabels[]` (replacing the configured replica labels).
+    pub(crate) fn read_options(&self, partial_default: bool, replica_labels: &[String]) -> ApiResult<ReadOptions> {
+        let given: Vec<String> =
+            self.all("replicaLabels[]").into_iter().filter(|l| !l.is_empty()).map(String::from).collect();
+        for l in &given {
+            if !strata_model::is_valid_label_name(l) {
+                return Err(ApiError::bad_data(format!(
+                    "invalid parameter \"replicaLabels[]\": {l:?} is not a label name"
+                )));
+            }
+        }
+        let labels = if given.is_empty() { replica_labels.to_vec() } else { given };
+        let dedup = self.bool_or("dedup", !labels.is_empty())?;
+        Ok(ReadOptions {
+            partial_response: self.partial_response(partial_default)?,
+            replica_labels: if dedup { labels } else { Vec::new() },
+        })
     }
 
     /// Every `match[]` selector parsed into matcher sets (one per alternative).

@@ -194,7 +194,7 @@ pub(crate) async fn instant(
     let time = p.time_or("time", now_ms())?;
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
-    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
+    let q = st.querier(&tenant, st.read_options(&p)?)?;
     let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(query_error)?;
     let mut res = execute(prepared).await?;
     res.warnings.extend(q.warnings());
@@ -214,7 +214,7 @@ pub(crate) async fn range(
     let (start, end, step) = p.range_steps()?;
     let limit = p.limit()?;
     let engine = engine_for(&st, &p)?;
-    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
+    let q = st.querier(&tenant, st.read_options(&p)?)?;
     let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(query_error)?;
     let mut res = execute(prepared).await?;
     res.warnings.extend(q.warnings());

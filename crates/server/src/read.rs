@@ -54,8 +54,12 @@ pub(crate) async fn series(
     }
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
-    let hints = SelectHints { range, labels_only: true, limit: if limit > 0 { limit + 1 } else { 0 } };
+    let q = st.querier(&tenant, st.read_options(&p)?)?;
+    let hints = SelectHints {
+        labels_only: true,
+        limit: if limit > 0 { limit + 1 } else { 0 },
+        ..SelectHints::range(range.start, range.end)
+    };
     let mut all = BTreeSet::new();
     for set in &sets {
         for s in q.select(&hints, set).await? {
@@ -89,7 +93,7 @@ pub(crate) async fn labels(
     let sets = p.matcher_sets()?;
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
+    let q = st.querier(&tenant, st.read_options(&p)?)?;
     let mut names = BTreeSet::new();
     if sets.is_empty() {
         names.extend(q.label_names(range, &[]).await?);
@@ -116,7 +120,7 @@ pub(crate) async fn label_values(
     let sets = p.matcher_sets()?;
     let range = range(&p)?;
     let limit = p.limit()?;
-    let q = st.querier(&tenant, p.partial_response(st.config().query_partial_response)?)?;
+    let q = st.querier(&tenant, st.read_options(&p)?)?;
     let mut values = BTreeSet::new();
     if sets.is_empty() {
         values.extend(q.label_values(&name, range, &[]).await?);

@@ -21,8 +21,15 @@ const CHUNK_SAMPLES: usize = 120;
 /// Flush a streamed frame once it holds this many bytes of chunks.
 const FRAME_BYTES: usize = 1 << 20;
 
-pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub(crate) async fn handler(
+    State(st): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let tenant = st.tenant(&headers)?;
+    // `dedup` and `replicaLabels[]` come from the URL (the body is protobuf).
+    let mut opts = st.read_options(&crate::params::Params::from_query(&uri))?;
     let cfg = st.config();
     let compressed = read_capped(&headers, body, cfg.max_request_body_bytes).await?;
     let raw = snappy_decompress(&compressed, cfg.max_decompressed_bytes)?;
@@ -39,7 +46,8 @@ pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body
         .unwrap_or(false);
     // Remote read has no warnings: a store that is down fails the request (503),
     // which a Prometheus reading through it shows as a warning of its own.
-    let q = st.querier(&tenant, false)?;
+    opts.partial_response = false;
+    let q = st.querier(&tenant, opts)?;
     let mut results = Vec::with_capacity(req.queries.len());
     let mut total = 0usize;
     for query in &req.queries {

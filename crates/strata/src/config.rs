@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) wal: WalConfig,
     /// Limits and tenant handling of the HTTP surface.
     pub(crate) server: ServerConfig,
+    /// The read side: HA replica deduplication at query time.
+    pub(crate) querier: strata_querier::QuerierConfig,
     /// Object storage for blocks, in Thanos's objstore shape (`type: FILESYSTEM` or
     /// `type: S3` with `config: {...}`). Default: FILESYSTEM under `<data_dir>/bucket`.
     /// `--objstore.config-file` replaces this section.
@@ -122,6 +124,7 @@ impl Default for Config {
             log: LogConfig::default(),
             wal: WalConfig::default(),
             server: ServerConfig::default(),
+            querier: strata_querier::QuerierConfig::default(),
             objstore: None,
             blocks: BlocksConfig::default(),
             compactor: CompactorConfig::default(),

@@ -14,10 +14,13 @@ use crate::metrics::Metrics;
 /// Shortest time between two log lines for one tenant and reason.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Per (tenant, reason): when a line was last logged, and samples refused since.
+/// When a line was last logged for one (tenant, reason), and samples refused since.
+type LastLine = (Option<Instant>, u64);
+
+/// Per (tenant, reason), its [`LastLine`].
 #[derive(Debug, Default)]
 pub(crate) struct DiscardLog {
-    seen: Mutex<HashMap<(TenantId, &'static str), (Option<Instant>, u64)>>,
+    seen: Mutex<HashMap<(TenantId, &'static str), LastLine>>,
 }
 
 impl DiscardLog {
@@ -72,10 +75,7 @@ mod tests {
         assert!(log.record(&m, &a, "too_far_in_future", 1, "series x", t + LOG_EVERY));
         assert!(!log.record(&m, &a, "too_far_in_future", 0, "series x", t + 3 * LOG_EVERY));
         let text = m.render();
-        assert!(
-            text.contains(r#"strata_discarded_samples_total{tenant="a",reason="too_far_in_future"} 6"#),
-            "{text}"
-        );
+        assert!(text.contains(r#"strata_discarded_samples_total{tenant="a",reason="too_far_in_future"} 6"#), "{text}");
         assert!(text.contains(r#"strata_discarded_samples_total{tenant="b",reason="too_far_in_future"} 1"#), "{text}");
         assert!(text.contains(r#"strata_discarded_samples_total{tenant="a",reason="out_of_order"} 1"#), "{text}");
     }
