@@ -118,9 +118,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_a_json_500_and_the_server_keeps_serving() {
         let state = AppState::new(ServerConfig::default()).unwrap();
-        let app = Router::new()
-            .route("/panic", get(panics))
-            .route("/ok", get(|| async { "fine" }));
+        let app = Router::new().route("/panic", get(panics)).route("/ok", get(|| async { "fine" }));
         let app = catch_panics(app, state.metrics().http_panics.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -25,7 +25,7 @@ pub mod head;
 mod lock;
 pub mod wal;
 
-pub use db::{IngestStats, Tsdb, TsdbOptions};
+pub use db::{DEFAULT_CREATION_GRACE_MS, IngestStats, Tsdb, TsdbOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use flush::{CutPolicy, run_flusher, run_spiller};
 pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
