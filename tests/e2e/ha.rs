@@ -142,3 +142,79 @@ async fn replica_labels_per_request_and_bad_values() {
         assert_eq!(body["errorType"], "bad_data", "{body}");
     }
 }
+
+/// One request of replica `replica` of cluster `c1`: `up` and a counter at `t`.
+fn from_replica(replica: &str, t: i64) -> pb::WriteRequest {
+    let l = |name: &'static str| {
+        [("__name__", name), ("cluster", "c1"), ("instance", "host:9100"), ("__replica__", replica)]
+    };
+    pb::WriteRequest {
+        timeseries: vec![series(&l("up"), &[(t, 1.0)]), series(&l("requests_total"), &[(t, (t / 1000) as f64)])],
+        metadata: vec![],
+    }
+}
+
+async fn start_tracker(dir: &std::path::Path, failover: std::time::Duration) -> Sandbox {
+    let ha = strata_server::HaTrackerConfig { enabled: true, failover_timeout: failover, ..Default::default() };
+    Sandbox::start_with_ha(Default::default(), Default::default(), ha, Default::default(), Some(dir), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ha_tracker_stores_one_replica_and_fails_over_when_it_goes_silent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let failover = std::time::Duration::from_secs(2);
+    let sb = start_tracker(tmp.path(), failover).await;
+    let t = strata_model::now_ms();
+    let (status, body) = write_v1(&sb.client, &sb.url(""), &from_replica("a", t), None).await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    // The other replica: 202, a short body, nothing stored.
+    let (status, body) = write_v1(&sb.client, &sb.url(""), &from_replica("b", t + 5_000), None).await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert!(body.contains("deduplicated") && body.contains("\"a\""), "{body}");
+    // Requests without the labels pass through untouched.
+    let plain = pb::WriteRequest { timeseries: vec![series(&[("__name__", "plain")], &[(t, 1.0)])], metadata: vec![] };
+    assert_eq!(write_v1(&sb.client, &sb.url(""), &plain, None).await.unwrap().0, 204);
+
+    let all = remote_read(&sb.client, &sb.url(""), all_series(), 0, i64::MAX / 2, None).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    for s in &all {
+        assert!(s.labels.iter().all(|l| l.name != "__replica__"), "replica label stored: {s:?}");
+        assert_eq!(s.samples.len(), 1, "{s:?}");
+        assert_eq!(s.samples[0].timestamp, t);
+    }
+    let up = all.iter().find(|s| s.labels.iter().any(|l| l.value == "up")).unwrap();
+    assert!(up.labels.iter().any(|l| l.name == "cluster" && l.value == "c1"), "cluster label kept");
+
+    let v = get(&sb, "/api/v1/status/ha", &[]).await;
+    assert_eq!(v["data"][0]["cluster"], "c1", "{v}");
+    assert_eq!(v["data"][0]["replica"], "a", "{v}");
+    let metrics = sb.client.get(sb.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"strata_ha_tracker_deduplicated_samples_total{tenant="anonymous",cluster="c1"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_ha_tracker_elected_replica{tenant="anonymous",cluster="c1",replica="a"} 1"#),
+        "{metrics}"
+    );
+
+    // A restart keeps the election: b is still refused.
+    sb.stop().await;
+    let sb = start_tracker(tmp.path(), failover).await;
+    let (status, _) = write_v1(&sb.client, &sb.url(""), &from_replica("b", t + 10_000), None).await.unwrap();
+    assert_eq!(status, 202, "a restart must not fail over");
+
+    // a goes silent for longer than the failover timeout: b takes over.
+    tokio::time::sleep(failover + std::time::Duration::from_millis(500)).await;
+    let (status, body) = write_v1(&sb.client, &sb.url(""), &from_replica("b", t + 15_000), None).await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = write_v1(&sb.client, &sb.url(""), &from_replica("a", t + 20_000), None).await.unwrap();
+    assert_eq!(status, 202);
+    let v = get(&sb, "/api/v1/status/ha", &[]).await;
+    assert_eq!(v["data"][0]["replica"], "b", "{v}");
+    assert_eq!(v["data"][0]["failovers"], 1, "{v}");
+    let up = vec![matcher(pb::label_matcher::Type::Eq, "__name__", "up")];
+    let got = remote_read(&sb.client, &sb.url(""), up, 0, i64::MAX / 2, None).await.unwrap();
+    assert_eq!(got.len(), 1, "one series across the failover: {got:?}");
+    assert_eq!(got[0].samples.iter().map(|s| s.timestamp).collect::<Vec<_>>(), [t, t + 15_000]);
+}

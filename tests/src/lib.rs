@@ -65,9 +65,21 @@ impl Sandbox {
         dir: Option<&Path>,
         bucket: Option<ObjStoreConfig>,
     ) -> Sandbox {
+        Self::start_with_ha(cfg, querier, Default::default(), opts, dir, bucket).await
+    }
+
+    /// [`Sandbox::start_with_querier`] with the ingest-time HA tracker's settings.
+    pub async fn start_with_ha(
+        cfg: ServerConfig,
+        querier: strata_querier::QuerierConfig,
+        ha: strata_server::HaTrackerConfig,
+        opts: TsdbOptions,
+        dir: Option<&Path>,
+        bucket: Option<ObjStoreConfig>,
+    ) -> Sandbox {
         let tmp = if dir.is_none() { Some(tempfile::tempdir().expect("tempdir")) } else { None };
         let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.as_ref().expect("tempdir").path().to_path_buf());
-        let state = AppState::with_querier(cfg, querier).expect("valid config");
+        let state = AppState::with_ha(cfg, querier, ha).expect("valid config");
         if let Some(b) = bucket {
             let store = Arc::new(MeteredStore::new(b.build().expect("object store")));
             let store_stats = Some(store.stats().clone());

@@ -21,6 +21,7 @@ mod error;
 /// Entry points for the fuzz targets in fuzz/; not a stable API.
 #[doc(hidden)]
 pub mod fuzzing;
+mod ha_tracker;
 mod layers;
 mod limiter;
 mod metrics;
@@ -44,6 +45,7 @@ use strata_tsdb::Tsdb;
 
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiErrorKind};
+pub use ha_tracker::{HaTrackerConfig, HaTrackerOverride};
 /// The zero-copy remote write 1.0/2.0 decoders (public for benchmarks and tools).
 pub use write::decode as remote_write_decode;
 
@@ -88,6 +90,7 @@ struct Inner {
     discards: write::DiscardLog,
     engine: strata_promql::EngineOptions,
     querier: strata_querier::QuerierConfig,
+    ha: Arc<ha_tracker::HaTracker>,
 }
 
 impl AppState {
@@ -99,12 +102,23 @@ impl AppState {
 
     /// [`AppState::new`] with read-side settings (HA replica dedup).
     pub fn with_querier(config: ServerConfig, querier: strata_querier::QuerierConfig) -> Result<Self, ApiError> {
+        Self::with_ha(config, querier, HaTrackerConfig::default())
+    }
+
+    /// [`AppState::with_querier`] with the ingest-time HA tracker's settings.
+    pub fn with_ha(
+        config: ServerConfig,
+        querier: strata_querier::QuerierConfig,
+        ha: HaTrackerConfig,
+    ) -> Result<Self, ApiError> {
+        let ha = Arc::new(ha_tracker::HaTracker::new(ha));
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
         let blocks = Arc::new(OnceLock::new());
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
-            metrics: Metrics::new(tsdb.clone(), blocks.clone()),
+            metrics: Metrics::new(tsdb.clone(), blocks.clone(), ha.clone()),
+            ha,
             discards: write::DiscardLog::default(),
             querier,
             blocks,
@@ -116,6 +130,7 @@ impl AppState {
 
     /// Marks the server ready with storage whose WAL replay has finished.
     pub fn set_ready(&self, tsdb: Arc<Tsdb>) {
+        self.0.ha.load(tsdb.dir());
         let _ = self.0.tsdb.set(tsdb);
     }
 
@@ -154,6 +169,10 @@ impl AppState {
 
     fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    fn ha(&self) -> &ha_tracker::HaTracker {
+        &self.0.ha
     }
 
     /// Counts refused samples per tenant and reason, and logs them rate-limited.
@@ -205,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
+        .route("/api/v1/status/ha", get(write::ha_status))
         .route("/api/v1/admin/flush", post(admin::flush))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))

@@ -21,6 +21,11 @@ pub(crate) const HISTOGRAMS_REJECTED: &str = "strata_remote_write_histograms_rej
 pub(crate) const REQUESTS_REJECTED: &str = "strata_remote_write_requests_rejected";
 pub(crate) const REQUEST_DURATION: &str = "strata_http_request_duration_seconds";
 pub(crate) const HTTP_PANICS: &str = "strata_http_panics";
+/// Mimir's `cortex_distributor_deduped_samples_total`.
+pub(crate) const HA_DEDUPLICATED: &str = "strata_ha_tracker_deduplicated_samples";
+pub(crate) const HA_ELECTED: &str = "strata_ha_tracker_elected_replica";
+pub(crate) const HA_ELECTED_AT: &str = "strata_ha_tracker_elected_replica_timestamp_seconds";
+pub(crate) const HA_FAILOVERS: &str = "strata_ha_tracker_elected_replica_changes";
 
 type L = Vec<(&'static str, String)>;
 
@@ -39,6 +44,7 @@ pub(crate) struct Metrics {
     pub(crate) requests_rejected: Family<L, Counter>,
     pub(crate) request_duration: Family<L, Histogram, fn() -> Histogram>,
     pub(crate) http_panics: Counter,
+    pub(crate) ha_deduplicated: Family<L, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -46,7 +52,11 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new(tsdb: Arc<OnceLock<Arc<Tsdb>>>, blocks: Arc<OnceLock<crate::Blocks>>) -> Self {
+    pub(crate) fn new(
+        tsdb: Arc<OnceLock<Arc<Tsdb>>>,
+        blocks: Arc<OnceLock<crate::Blocks>>,
+        ha: Arc<crate::ha_tracker::HaTracker>,
+    ) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
             samples_received: Family::default(),
@@ -56,6 +66,7 @@ impl Metrics {
             requests_rejected: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             http_panics: Counter::default(),
+            ha_deduplicated: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -93,7 +104,13 @@ impl Metrics {
             "Requests whose handler panicked, answered 500 (the server keeps serving)",
             m.http_panics.clone(),
         );
+        registry.register(
+            HA_DEDUPLICATED,
+            "Samples of non-elected HA replicas answered 202 and not stored, by tenant and cluster",
+            m.ha_deduplicated.clone(),
+        );
         registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
+        registry.register_collector(Box::new(HaCollector(ha)));
         Metrics { registry, ..m }
     }
 
@@ -258,6 +275,46 @@ impl prometheus_client::collector::Collector for TsdbCollector {
                 let labels = [("tenant", tenant.as_str())];
                 ConstGauge::new(get(s) as i64).encode(me.encode_family(&labels)?)?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// The HA tracker's elections, read when scraped.
+#[derive(Debug)]
+struct HaCollector(Arc<crate::ha_tracker::HaTracker>);
+
+impl prometheus_client::collector::Collector for HaCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let elections = self.0.elections();
+        if elections.is_empty() {
+            return Ok(());
+        }
+        let mut me =
+            enc.encode_descriptor(HA_ELECTED, "1 for the elected replica of each HA cluster", None, MetricType::Gauge)?;
+        for (tenant, cluster, e) in &elections {
+            let labels = [("tenant", tenant.as_str()), ("cluster", cluster.as_str()), ("replica", e.replica.as_str())];
+            ConstGauge::new(1).encode(me.encode_family(&labels)?)?;
+        }
+        let mut me = enc.encode_descriptor(
+            HA_ELECTED_AT,
+            "When the elected replica of each HA cluster was elected (Unix seconds)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (tenant, cluster, e) in &elections {
+            let labels = [("tenant", tenant.as_str()), ("cluster", cluster.as_str())];
+            ConstGauge::new(e.elected_at / 1000).encode(me.encode_family(&labels)?)?;
+        }
+        let mut me = enc.encode_descriptor(
+            HA_FAILOVERS,
+            "Failovers from a silent elected replica to another, per HA cluster",
+            None,
+            MetricType::Counter,
+        )?;
+        for (tenant, cluster, e) in &elections {
+            let labels = [("tenant", tenant.as_str()), ("cluster", cluster.as_str())];
+            ConstCounter::new(e.failovers).encode(me.encode_family(&labels)?)?;
         }
         Ok(())
     }

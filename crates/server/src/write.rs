@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use strata_model::Sample;
 use strata_tsdb::{MetadataEntry, SeriesInput};
 
-use crate::AppState;
 use crate::body::{read_capped, snappy_decompress};
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::{AppState, ha_tracker};
 pub(crate) use decode::{DecodedWrite, decode_v1, decode_v2};
 pub(crate) use discards::DiscardLog;
 use validate::{SeriesProblem, clean_labels};
@@ -115,6 +115,8 @@ struct Written {
     samples: u64,
     received: u64,
     rejections: Rejections,
+    /// Set when the HA tracker dropped the request (another replica is elected).
+    deduplicated: Option<String>,
 }
 
 pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -125,6 +127,14 @@ pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body
         Err(e) => Err(e),
     };
     match result {
+        Ok(Written { deduplicated: Some(msg), .. }) => {
+            // Mimir's answer: 202, so the sender neither retries nor counts an error.
+            let mut resp = (StatusCode::ACCEPTED, msg).into_response();
+            if is_v2 {
+                written_headers(resp.headers_mut(), 0);
+            }
+            resp
+        }
         Ok(w) if w.rejections.total() == 0 => {
             let mut resp = StatusCode::NO_CONTENT.into_response();
             if is_v2 {
@@ -176,8 +186,19 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
         Protocol::V2 => decode_v2(&raw),
     }
     .map_err(|e| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str())))?;
+    let mut req = req;
 
     let received = req.samples.len() as u64;
+    if let Some(msg) = ha_dedup(st, &tenant, &mut req) {
+        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
+        return Ok(Written {
+            tenant,
+            samples: 0,
+            received,
+            rejections: Rejections::default(),
+            deduplicated: Some(msg),
+        });
+    }
     st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
     if !st.limiter().allow(&tenant, received + req.histograms) {
         st.discard(&tenant, "rate_limited", received, "the whole request (429, retried by the sender)");
@@ -191,7 +212,8 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     }
     st.metrics().exemplars_dropped.inc_by(req.exemplars);
 
-    let mut w = Written { tenant: tenant.clone(), samples: 0, received, rejections: Rejections::default() };
+    let mut w =
+        Written { tenant: tenant.clone(), samples: 0, received, rejections: Rejections::default(), deduplicated: None };
     let (inputs_clean, spans) = validate_all(&req, cfg, &mut w.rejections);
     let inputs: Vec<SeriesInput<'_>> = spans
         .iter()
@@ -222,6 +244,62 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     }
     w.samples = outcome.accepted + outcome.duplicates_ignored;
     Ok(w)
+}
+
+/// The HA tracker's part (Mimir's semantics, [`crate::ha_tracker`]): the cluster
+/// and replica labels of the request's first series decide. Returns the 202 body
+/// when the request comes from a replica that is not elected; otherwise removes the
+/// replica label from every series (an empty value is dropped by validation).
+fn ha_dedup(st: &AppState, tenant: &strata_model::TenantId, req: &mut DecodedWrite<'_>) -> Option<String> {
+    let ha = st.ha().for_tenant(tenant)?;
+    let first = req.series.first()?.labels.clone();
+    let find = |name: &str| req.labels[first.clone()].iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let (cluster, replica) = (find(&ha.cluster_label), find(&ha.replica_label));
+    let samples = req.samples.len() as u64;
+    match st.ha().check(tenant, &ha, cluster, replica, samples, strata_model::now_ms()) {
+        ha_tracker::Verdict::PassThrough => None,
+        ha_tracker::Verdict::Accept { replica_label } => {
+            for (n, v) in &mut req.labels {
+                if *n == replica_label {
+                    *v = "";
+                }
+            }
+            None
+        }
+        ha_tracker::Verdict::Deduplicated { cluster, replica, elected } => {
+            st.metrics()
+                .ha_deduplicated
+                .get_or_create(&vec![("tenant", tenant.as_str().to_string()), ("cluster", cluster.clone())])
+                .inc_by(samples);
+            Some(format!(
+                "deduplicated: replica {replica:?} of cluster {cluster:?} is not the elected one ({elected:?}); {samples} samples not stored\n"
+            ))
+        }
+    }
+}
+
+/// `GET /api/v1/status/ha`: every HA cluster's elected replica and its age.
+pub(crate) async fn ha_status(State(st): State<AppState>) -> axum::Json<serde_json::Value> {
+    let now = strata_model::now_ms();
+    let data: Vec<serde_json::Value> = st
+        .ha()
+        .elections()
+        .into_iter()
+        .map(|(tenant, cluster, e)| {
+            serde_json::json!({
+                "tenant": tenant,
+                "cluster": cluster,
+                "replica": e.replica,
+                "electedAt": e.elected_at as f64 / 1000.0,
+                "lastSeen": e.last_seen as f64 / 1000.0,
+                "ageSeconds": (now - e.elected_at) as f64 / 1000.0,
+                "lastSeenAgoSeconds": (now - e.last_seen) as f64 / 1000.0,
+                "failovers": e.failovers,
+                "deduplicatedSamples": e.deduplicated,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({"status": "success", "data": data}))
 }
 
 /// A valid series: its range in the cleaned labels, its samples, its created timestamp.

@@ -27,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     /// The read side: HA replica deduplication at query time.
     pub(crate) querier: strata_querier::QuerierConfig,
+    /// Ingest-time HA deduplication: one elected replica per (tenant, cluster).
+    pub(crate) ha_tracker: strata_server::HaTrackerConfig,
     /// Object storage for blocks, in Thanos's objstore shape (`type: FILESYSTEM` or
     /// `type: S3` with `config: {...}`). Default: FILESYSTEM under `<data_dir>/bucket`.
     /// `--objstore.config-file` replaces this section.
@@ -125,6 +127,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             server: ServerConfig::default(),
             querier: strata_querier::QuerierConfig::default(),
+            ha_tracker: strata_server::HaTrackerConfig::default(),
             objstore: None,
             blocks: BlocksConfig::default(),
             compactor: CompactorConfig::default(),
