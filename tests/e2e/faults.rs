@@ -191,8 +191,9 @@ async fn fault_disk_full_under_the_wal_gives_503_and_recovers_by_itself() {
 }
 
 /// 10 series, 6 hours at 60 s, starting at a 2 h boundary 8 hours ago: the first two
-/// block ranges are due for the background flusher.
-fn upload_workload() -> (pb::WriteRequest, pb::WriteRequest) {
+/// block ranges are due for the background flusher. The third part, one more hour, is
+/// written later so a flush always has something to upload.
+fn upload_workload() -> (pb::WriteRequest, pb::WriteRequest, pb::WriteRequest) {
     const H: i64 = 3_600_000;
     let base = (now_ms() - 8 * H) / (2 * H) * (2 * H);
     let half = |from: i64, to: i64| {
@@ -205,7 +206,7 @@ fn upload_workload() -> (pb::WriteRequest, pb::WriteRequest) {
             .collect();
         pb::WriteRequest { timeseries, metadata: vec![] }
     };
-    (half(0, 180), half(180, 360))
+    (half(0, 180), half(180, 360), half(360, 420))
 }
 
 async fn admin_flush(client: &reqwest::Client, base: &str) -> (u16, String, Duration) {
@@ -234,7 +235,7 @@ async fn fault_object_store_errors_during_upload_give_503_and_the_flusher_catche
     std::fs::write(&cfg, "compactor:\n  enabled: false\n").unwrap();
     let args = ["--config", cfg.to_str().unwrap(), "--objstore.config-file", objstore.to_str().unwrap()];
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let (first, second) = upload_workload();
+    let (first, second, third) = upload_workload();
     let proc = StrataProcess::start(&bin, &tmp.path().join("data"), &args).await.unwrap();
     let base = proc.base();
     assert_eq!(write_v1(&client, &base, &first, None).await.unwrap().0, 204);
@@ -260,13 +261,16 @@ async fn fault_object_store_errors_during_upload_give_503_and_the_flusher_catche
     }
     let caught_up = cleared.elapsed();
 
-    // A store slower than request_timeout. `request_timeout` bounds the retry budget
-    // (object_store's retry_timeout), not one request, so today a 3 s stall is waited
-    // out and the flush succeeds: slow, never a 500.
+    // A store slower than request_timeout: each request gives up after it (and the
+    // retry budget is the same 1 s), so the flush fails fast with a retryable 503
+    // instead of waiting the stall out. Never a 500.
     let name = "delay 3 s > timeout 1 s";
     proxy.set(Fault::Delay(Duration::from_secs(3)));
+    let (w, body) = write_v1(&client, &base, &third, None).await.unwrap();
+    assert_eq!(w, 204, "{name}: ingestion must not depend on the store: {body}");
     let (status, body, took) = admin_flush(&client, &base).await;
-    assert!(matches!(status, 200 | 503), "{name}: flush answered {status}: {body}");
+    assert_eq!(status, 503, "{name}: flush must be a retryable 503: {body}");
+    assert!(took < Duration::from_secs(8), "{name}: flush took {took:?}, request_timeout is 1 s");
     rows.push(format!("upload | {name:<24} | flush {status} after {} ms", took.as_millis()));
     proxy.set(Fault::Pass);
 
@@ -279,7 +283,7 @@ async fn fault_object_store_errors_during_upload_give_503_and_the_flusher_catche
     let fresh = StrataProcess::start(&bin, &tmp.path().join("fresh"), &fresh_args).await.unwrap();
     let got = remote_read(&client, &fresh.base(), all_series(), 0, i64::MAX, None).await.unwrap();
     let mut acked: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
-    for req in [&first, &second] {
+    for req in [&first, &second, &third] {
         for (s, ts) in req.timeseries.iter().enumerate() {
             acked.entry(s).or_default().extend(ts.samples.iter().map(|x| x.timestamp));
         }

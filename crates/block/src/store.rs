@@ -11,12 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, RenameOptions, RetryConfig,
+    ClientConfigKey, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, RetryConfig,
 };
 use serde::Deserialize;
 
@@ -69,7 +69,10 @@ pub struct StoreSettings {
     pub insecure: bool,
     /// S3: `auto` or `path` (path-style, the default) or `virtual-hosted`.
     pub bucket_lookup_type: Option<String>,
-    /// S3: give up on one request after this long (default 30s); callers retry with backoff.
+    /// S3: give up on one request after this long (default 30s), from connecting to
+    /// the last byte of the answer; the same bound caps the time spent retrying it
+    /// (at most 3 retries), so a store slower than this fails (503 upstream) instead
+    /// of being waited out. Callers retry with backoff.
     #[serde(default, with = "humantime_opt")]
     pub request_timeout: Option<Duration>,
 }
@@ -86,6 +89,53 @@ mod humantime_opt {
         })
         .transpose()
     }
+}
+
+/// `request_timeout` when the config leaves it out.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// object_store's own connect timeout, kept when `request_timeout` is longer.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The S3 client for `c`, not built yet.
+fn s3_builder(c: &StoreSettings) -> Result<AmazonS3Builder> {
+    let bucket = c.bucket.as_deref().filter(|b| !b.is_empty());
+    let bucket = bucket.ok_or_else(|| Error::Config("S3 needs config.bucket".into()))?;
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    b = b.with_region(c.region.clone().unwrap_or_else(|| "us-east-1".into()));
+    if let Some(ep) = c.endpoint.as_deref().filter(|e| !e.is_empty()) {
+        let url = if ep.contains("://") {
+            ep.to_string()
+        } else {
+            format!("{}://{ep}", if c.insecure { "http" } else { "https" })
+        };
+        b = b.with_endpoint(url);
+    }
+    b = b.with_allow_http(c.insecure);
+    if let Some(k) = &c.access_key {
+        b = b.with_access_key_id(k);
+    }
+    if let Some(k) = &c.secret_key {
+        b = b.with_secret_access_key(k);
+    }
+    if let Some(t) = &c.session_token {
+        b = b.with_token(t);
+    }
+    let virtual_hosted = match c.bucket_lookup_type.as_deref().unwrap_or("auto") {
+        "auto" | "path" => false,
+        "virtual-hosted" => true,
+        other => return Err(Error::Config(format!("unknown bucket_lookup_type {other:?}"))),
+    };
+    b = b.with_virtual_hosted_style_request(virtual_hosted);
+    let timeout = c.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    // Per request (connect to last byte), not only the retry budget below: with just
+    // the latter one slow request was waited out however long it took.
+    let connect = timeout.min(MAX_CONNECT_TIMEOUT);
+    for (key, d) in [(ClientConfigKey::Timeout, timeout), (ClientConfigKey::ConnectTimeout, connect)] {
+        b = b.with_config(AmazonS3ConfigKey::Client(key), humantime::format_duration(d).to_string());
+    }
+    b = b.with_retry(RetryConfig { max_retries: 3, retry_timeout: timeout, ..Default::default() });
+    Ok(b)
 }
 
 impl ObjStoreConfig {
@@ -113,39 +163,7 @@ impl ObjStoreConfig {
                         .map_err(|e| Error::Config(format!("bucket directory {}: {e}", dir.display())))?,
                 )
             }
-            StoreKind::S3 => {
-                let bucket = c.bucket.as_deref().filter(|b| !b.is_empty());
-                let bucket = bucket.ok_or_else(|| Error::Config("S3 needs config.bucket".into()))?;
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                b = b.with_region(c.region.clone().unwrap_or_else(|| "us-east-1".into()));
-                if let Some(ep) = c.endpoint.as_deref().filter(|e| !e.is_empty()) {
-                    let url = if ep.contains("://") {
-                        ep.to_string()
-                    } else {
-                        format!("{}://{ep}", if c.insecure { "http" } else { "https" })
-                    };
-                    b = b.with_endpoint(url);
-                }
-                b = b.with_allow_http(c.insecure);
-                if let Some(k) = &c.access_key {
-                    b = b.with_access_key_id(k);
-                }
-                if let Some(k) = &c.secret_key {
-                    b = b.with_secret_access_key(k);
-                }
-                if let Some(t) = &c.session_token {
-                    b = b.with_token(t);
-                }
-                let virtual_hosted = match c.bucket_lookup_type.as_deref().unwrap_or("auto") {
-                    "auto" | "path" => false,
-                    "virtual-hosted" => true,
-                    other => return Err(Error::Config(format!("unknown bucket_lookup_type {other:?}"))),
-                };
-                b = b.with_virtual_hosted_style_request(virtual_hosted);
-                let timeout = c.request_timeout.unwrap_or(Duration::from_secs(30));
-                b = b.with_retry(RetryConfig { max_retries: 3, retry_timeout: timeout, ..Default::default() });
-                Arc::new(b.build().map_err(|e| Error::Config(format!("S3: {e}")))?)
-            }
+            StoreKind::S3 => Arc::new(s3_builder(c)?.build().map_err(|e| Error::Config(format!("S3: {e}")))?),
         };
         if self.prefix.is_empty() {
             return Ok(store);
@@ -292,6 +310,20 @@ mod tests {
         s3.build().unwrap();
         let bad = serde_json::from_str::<ObjStoreConfig>(r#"{"type":"S3","config":{"bucket":"b","bogus":1}}"#);
         assert!(bad.unwrap_err().to_string().contains("bogus"));
+        // request_timeout bounds each request, not only the retries.
+        let b = s3_builder(&s3.config).unwrap();
+        let get = |k| b.get_config_value(&AmazonS3ConfigKey::Client(k));
+        assert_eq!(get(ClientConfigKey::Timeout).as_deref(), Some("5s"));
+        assert_eq!(get(ClientConfigKey::ConnectTimeout).as_deref(), Some("5s"));
+        let short = StoreSettings { request_timeout: Some(Duration::from_millis(1500)), ..s3.config.clone() };
+        let b = s3_builder(&short).unwrap();
+        let get = |k| b.get_config_value(&AmazonS3ConfigKey::Client(k));
+        assert_eq!(get(ClientConfigKey::Timeout).as_deref(), Some("1s 500ms"));
+        assert_eq!(get(ClientConfigKey::ConnectTimeout).as_deref(), Some("1s 500ms"));
+        let default = StoreSettings { request_timeout: None, ..s3.config.clone() };
+        let b = s3_builder(&default).unwrap();
+        assert_eq!(b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::Timeout)).as_deref(), Some("30s"));
+        assert_eq!(b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp)).as_deref(), Some("true"));
         let no_bucket: ObjStoreConfig = serde_json::from_str(r#"{"type":"S3","config":{}}"#).unwrap();
         assert!(no_bucket.build().unwrap_err().to_string().contains("bucket"));
     }
