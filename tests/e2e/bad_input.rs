@@ -215,7 +215,9 @@ async fn times_with_multibyte_characters_are_400_on_every_api() {
     let sb = Sandbox::start().await;
     // Six bytes from the end of "€a€" falls inside the first "€": this used to panic.
     let bad = "\u{20ac}a\u{20ac}";
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    // (path, the other parameters, the time parameter to break)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         ("/api/v1/query", &[("query", "up")], "time"),
         ("/api/v1/query_range", &[("query", "up"), ("start", "0"), ("end", "60"), ("step", "15")], "start"),
         ("/api/v1/series", &[("match[]", "up")], "start"),

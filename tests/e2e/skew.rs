@@ -29,14 +29,10 @@ async fn a_skewed_clock_cannot_wedge_a_tenant() {
     let req = |ts: Vec<pb::TimeSeries>| pb::WriteRequest { timeseries: ts, metadata: vec![] };
     assert_eq!(write_v1(&client, &base, &req(vec![one("good", now)]), None).await.unwrap().0, 204);
     // The skewed sample is refused, per sample: the rest of the request is stored.
-    let (status, body) = write_v1(
-        &client,
-        &base,
-        &req(vec![one("skewed", now + 3 * 3_600_000), one("other", now)]),
-        None,
-    )
-    .await
-    .unwrap();
+    let (status, body) =
+        write_v1(&client, &base, &req(vec![one("skewed", now + 3 * 3_600_000), one("other", now)]), None)
+            .await
+            .unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("too_far_in_future: 1 (first: series skewed"), "{body}");
     // The flusher looks every 15 s: give it a pass.

@@ -301,7 +301,9 @@ impl BlockQuerier {
 /// retry with a fresh listing fixes) is `Unavailable`; a damaged block is not.
 fn model_err(e: Error) -> strata_model::Error {
     match e.kind() {
-        crate::ErrorKind::Unavailable | crate::ErrorKind::NotFound => strata_model::Error::unavailable("object store", e),
+        crate::ErrorKind::Unavailable | crate::ErrorKind::NotFound => {
+            strata_model::Error::unavailable("object store", e)
+        }
         crate::ErrorKind::Corrupt | crate::ErrorKind::Config => strata_model::Error::storage(e),
     }
 }

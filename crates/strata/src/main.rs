@@ -122,7 +122,8 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
 
 /// Serves with the data dir's `lock` held (it moves into the `Tsdb`).
 async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
-    let state = AppState::with_ha(cfg.server.clone(), cfg.querier.clone(), cfg.ha_tracker.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = AppState::with_ha(cfg.server.clone(), cfg.querier.clone(), cfg.ha_tracker.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;

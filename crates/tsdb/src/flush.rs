@@ -357,7 +357,13 @@ fn next_cut(head: &Head, policy: CutPolicy, everything: bool, creation_grace_ms:
     next_cut_at(head, policy, everything, creation_grace_ms, strata_model::now_ms())
 }
 
-fn next_cut_at(head: &Head, policy: CutPolicy, everything: bool, creation_grace_ms: i64, now: i64) -> Option<(i64, i64)> {
+fn next_cut_at(
+    head: &Head,
+    policy: CutPolicy,
+    everything: bool,
+    creation_grace_ms: i64,
+    now: i64,
+) -> Option<(i64, i64)> {
     let g = head.inner.read();
     if g.min_t == i64::MAX || g.samples == 0 {
         return None;
@@ -798,7 +804,8 @@ mod tests {
     /// Appends one sample for series `name` and returns how it went.
     async fn put(db: &Tsdb, tenant: &TenantId, name: &str, t: i64) -> crate::AppendOutcome {
         let labels = [("__name__", "m"), ("instance", name)];
-        let (o, c) = db.append(tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(t, 1.0)] }], &[]).unwrap();
+        let (o, c) =
+            db.append(tenant, &[SeriesInput { labels: &labels, samples: &[Sample::new(t, 1.0)] }], &[]).unwrap();
         c.wait().await.unwrap();
         o
     }
