@@ -304,3 +304,251 @@ async fn fault_object_store_errors_during_upload_give_503_and_the_flusher_catche
     drop(fresh);
     drop(weed);
 }
+
+// ---- compaction and queries under store faults, SIGKILL during compaction ----
+
+const HOUR: i64 = 3_600_000;
+/// Sample interval of the compaction workloads.
+const STEP: i64 = 30_000;
+
+/// `[from, to)` of series `ss` (label `s`) every [`STEP`], values from [`value`].
+fn range_request(name: &str, ss: std::ops::Range<usize>, from: i64, to: i64) -> pb::WriteRequest {
+    let timeseries = ss
+        .map(|s| {
+            let samples: Vec<(i64, f64)> = (from..to).step_by(STEP as usize).map(|t| (t, value(s, t))).collect();
+            series(&[("__name__", name), ("s", &s.to_string())], &samples)
+        })
+        .collect();
+    pb::WriteRequest { timeseries, metadata: vec![] }
+}
+
+/// A weed mini S3 server, a fault proxy in front of it, and two objstore files: one
+/// straight to the server (5 s timeout), one through the proxy (`timeout`).
+struct FaultyBucket {
+    _weed: WeedS3,
+    proxy: strata_tests::faultproxy::FaultProxy,
+    direct: std::path::PathBuf,
+    proxied: std::path::PathBuf,
+    /// A config with the compactor off (serve) and `deletion_delay: 0s` (compact).
+    config: std::path::PathBuf,
+}
+
+impl FaultyBucket {
+    async fn start(dir: &std::path::Path, timeout: &str) -> Option<FaultyBucket> {
+        let weed = WeedS3::start(&dir.join("weed"), None).unwrap()?;
+        let proxy = strata_tests::faultproxy::FaultProxy::start(weed.port).await.unwrap();
+        let direct = dir.join("direct.yml");
+        std::fs::write(&direct, weed.objstore_yaml()).unwrap();
+        let proxied = dir.join("proxied.yml");
+        let yaml = weed
+            .objstore_yaml()
+            .replace(&format!("127.0.0.1:{}", weed.port), &format!("127.0.0.1:{}", proxy.port))
+            .replace("request_timeout: 5s", &format!("request_timeout: {timeout}"));
+        std::fs::write(&proxied, yaml).unwrap();
+        let config = dir.join("strata.yml");
+        std::fs::write(&config, "compactor:\n  enabled: false\n  deletion_delay: 0s\n").unwrap();
+        Some(FaultyBucket { _weed: weed, proxy, direct, proxied, config })
+    }
+
+    /// `--config` and `--objstore.config-file` for the direct or the proxied store.
+    fn args<'a>(&'a self, proxied: bool) -> [&'a str; 4] {
+        let obj = if proxied { &self.proxied } else { &self.direct };
+        ["--config", self.config.to_str().unwrap(), "--objstore.config-file", obj.to_str().unwrap()]
+    }
+
+    /// `strata <cmd> --config .. --objstore.config-file ..` to its end (at most `limit`).
+    fn run(&self, bin: &std::path::Path, cmd: &[&str], proxied: bool, limit: Duration) -> CommandRun {
+        let mut args = cmd.to_vec();
+        args.extend(self.args(proxied));
+        run_strata(bin, &args, limit).unwrap()
+    }
+
+    /// `tools bucket verify` straight to the store: the problems it names, by kind
+    /// (its PROBLEM column), and the whole output. Notes ("upload in progress") are
+    /// counted too, under their name.
+    fn verify(&self, bin: &std::path::Path) -> (BTreeMap<String, usize>, String, Option<i32>) {
+        let r = self.run(bin, &["tools", "bucket", "verify"], false, Duration::from_secs(60));
+        let mut kinds = BTreeMap::new();
+        for line in r.output.lines() {
+            for kind in [
+                "upload in progress",
+                "incomplete upload",
+                "bad meta.json",
+                "missing file",
+                "size mismatch",
+                "overlap",
+                "unreadable",
+                "implausible time",
+            ] {
+                if line.split("  ").any(|col| col.trim() == kind) {
+                    *kinds.entry(kind.to_string()).or_default() += 1;
+                }
+            }
+        }
+        (kinds, r.output, r.code)
+    }
+
+    /// Live and marked blocks (`tools bucket ls --json`, straight to the store), and
+    /// how many carry a no-compact mark.
+    fn ls(&self, bin: &std::path::Path) -> (usize, usize, usize) {
+        let r = self.run(bin, &["tools", "bucket", "ls", "--json"], false, Duration::from_secs(60));
+        assert_eq!(r.code, Some(0), "ls: {}", r.output);
+        let start = r.output.find('[').unwrap_or_else(|| panic!("ls --json: {}", r.output));
+        let end = r.output.rfind(']').unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.output[start..=end]).unwrap();
+        let blocks = v.as_array().unwrap();
+        let marked = blocks.iter().filter(|b| !b["deletion_mark"].is_null()).count();
+        let no_compact = blocks.iter().filter(|b| !b["no_compact_mark"].is_null()).count();
+        (blocks.len() - marked, marked, no_compact)
+    }
+}
+
+/// Problems a store fault or a kill must never leave: everything but overlaps (the
+/// next pass merges them) and young incomplete uploads (the gc removes them after an
+/// hour; verify counts them as notes).
+fn damage(kinds: &BTreeMap<String, usize>) -> Vec<String> {
+    kinds
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "overlap" | "upload in progress"))
+        .map(|(k, n)| format!("{n} × {k}"))
+        .collect()
+}
+
+/// Writes `parts` (each then flushed: 200) with a fresh `strata serve` on the direct
+/// store; adds what was written to `expected` (series → timestamps).
+async fn produce_blocks(
+    bin: &std::path::Path,
+    fb: &FaultyBucket,
+    data: &std::path::Path,
+    parts: &[pb::WriteRequest],
+    expected: &mut BTreeMap<usize, Vec<i64>>,
+) -> usize {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let proc = StrataProcess::start(bin, data, &fb.args(false)).await.unwrap();
+    let mut blocks = 0;
+    for req in parts {
+        let (status, body) = write_v1(&client, &proc.base(), req, None).await.unwrap();
+        assert_eq!(status, 204, "{body}");
+        let (status, body, _) = admin_flush(&client, &proc.base()).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        blocks += v["data"]["blocks"].as_array().unwrap().len();
+        for ts in &req.timeseries {
+            let s: usize = ts.labels.iter().find(|l| l.name == "s").unwrap().value.parse().unwrap();
+            expected.entry(s).or_default().extend(ts.samples.iter().map(|x| x.timestamp));
+        }
+    }
+    proc.terminate().unwrap();
+    for v in expected.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    blocks
+}
+
+/// A fresh `strata serve` with an empty data dir on the bucket reads every expected
+/// sample exactly once; returns how many.
+async fn read_back_once(
+    bin: &std::path::Path,
+    fb: &FaultyBucket,
+    data: &std::path::Path,
+    expected: &BTreeMap<usize, Vec<i64>>,
+) -> usize {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let fresh = StrataProcess::start(bin, data, &fb.args(false)).await.unwrap();
+    let got = remote_read(&client, &fresh.base(), all_series(), 0, i64::MAX, None).await.unwrap();
+    let total: usize = expected.values().map(Vec::len).sum();
+    assert_eq!(check_read_back(&got, expected), total, "expected series missing entirely");
+    let read_back: usize = got.iter().map(|s| s.samples.len()).sum();
+    assert_eq!(read_back, total, "duplicated or invented samples");
+    fresh.terminate().unwrap();
+    total
+}
+
+/// A 12 h window `[w, w + 12h)` well in the past: 40 h ago, aligned.
+fn old_window() -> i64 {
+    (now_ms() - 40 * HOUR) / (12 * HOUR) * (12 * HOUR)
+}
+
+/// Instance A: series 0..16 in three rounds of 4 h (six adjacent 2 h blocks filling
+/// the window); instance B: series 8..24 over [w+3h, w+9h) (overlapping blocks, half
+/// of them identical copies of A's samples).
+async fn compaction_bucket(
+    bin: &std::path::Path,
+    fb: &FaultyBucket,
+    tmp: &std::path::Path,
+    expected: &mut BTreeMap<usize, Vec<i64>>,
+) -> usize {
+    let w = old_window();
+    let a: Vec<_> = (0..3).map(|i| range_request("compact", 0..16, w + i * 4 * HOUR, w + (i + 1) * 4 * HOUR)).collect();
+    let b = [range_request("compact", 8..24, w + 3 * HOUR, w + 9 * HOUR)];
+    produce_blocks(bin, fb, &tmp.join("a"), &a, expected).await
+        + produce_blocks(bin, fb, &tmp.join("b"), &b, expected).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_object_store_errors_during_compaction_never_damage_the_bucket() {
+    use strata_tests::faultproxy::{Fault, Scope};
+    let Some(bin) = strata_bin() else {
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fb) = FaultyBucket::start(tmp.path(), "1s").await else { return };
+    let mut expected = BTreeMap::new();
+    let produced = compaction_bucket(&bin, &fb, tmp.path(), &mut expected).await;
+    let (live0, _, _) = fb.ls(&bin);
+    let put = |after| Scope { method: Some("PUT"), after };
+    let get = |after| Scope { method: Some("GET"), after };
+    // From failing at once to failing part-way: a block's data files uploaded and its
+    // meta.json not, a block uploaded and its inputs' deletion marks not.
+    let faults: [(&str, Fault, Scope); 7] = [
+        ("all requests 503", Fault::Status(503), Scope::default()),
+        ("GET 500 after 4", Fault::Status(500), get(4)),
+        ("PUT 503 at once", Fault::Status(503), put(0)),
+        ("PUT 503 after 1", Fault::Status(503), put(1)),
+        ("PUT 500 after 3", Fault::Status(500), put(3)),
+        ("reset after 12 connections", Fault::Reset, Scope { method: None, after: 12 }),
+        ("delay 3 s > timeout 1 s", Fault::Delay(Duration::from_secs(3)), Scope::default()),
+    ];
+    let mut rows = Vec::new();
+    for (name, fault, scope) in faults {
+        fb.proxy.set_scoped(fault, scope);
+        let r = fb.run(&bin, &["compact", "--once"], true, Duration::from_secs(60));
+        fb.proxy.set(Fault::Pass);
+        assert!(!r.timed_out, "{name}: compact --once still running after 60 s:\n{}", r.output);
+        let logged = r.output.to_lowercase().contains("fail") || r.output.to_lowercase().contains("error");
+        assert!(r.code != Some(0) || logged, "{name}: exit 0 and no failure logged:\n{}", r.output);
+        let (kinds, report, _) = fb.verify(&bin);
+        assert!(damage(&kinds).is_empty(), "{name}: the bucket is damaged: {:?}\n{report}", damage(&kinds));
+        let (live, marked, no_compact) = fb.ls(&bin);
+        assert_eq!(no_compact, 0, "{name}: a store fault must not mark a sound block no-compact");
+        rows.push(format!(
+            "compaction | {name:<27} | compact --once exit {:?} after {} ms, failure logged {logged} | verify: {kinds:?} | \
+             blocks live {live}, marked {marked}, no-compact 0",
+            r.code,
+            r.took.as_millis()
+        ));
+    }
+    let clean = fb.run(&bin, &["compact", "--once"], true, Duration::from_secs(60));
+    assert_eq!(clean.code, Some(0), "clean pass:\n{}", clean.output);
+    let (kinds, report, code) = fb.verify(&bin);
+    assert!(damage(&kinds).is_empty() && !kinds.contains_key("overlap"), "after the clean pass:\n{report}");
+    assert_eq!(code, Some(0), "verify after the clean pass:\n{report}");
+    let (live, marked, _) = fb.ls(&bin);
+    let total = read_back_once(&bin, &fb, &tmp.path().join("fresh"), &expected).await;
+    println!(
+        "fault matrix | compaction | bucket: {produced} blocks flushed by 2 instances ({live0} live), {total} distinct samples"
+    );
+    for r in rows {
+        println!("fault matrix | {r}");
+    }
+    let (fwd, faulted) = fb.proxy.counts();
+    println!(
+        "fault matrix | compaction | cleared: clean compact --once exit 0 after {} ms; verify {kinds:?}, exit 0; \
+         blocks live {live}, marked {marked}; fresh instance read {total} samples, lost 0, duplicated 0; \
+         proxy forwarded {fwd}, faulted {faulted}",
+        clean.took.as_millis()
+    );
+    drop(fb);
+}

@@ -8,6 +8,11 @@
 //!
 //! Every answer carries `Connection: close`, so each request opens a connection and
 //! `Reset` applies per request: the connection is closed with an RST before reading.
+//!
+//! [`FaultProxy::set`] faults every request; [`FaultProxy::set_scoped`] only the
+//! requests of one method (`PUT`, `GET`, ...) and only after the first `after` of
+//! them passed, to fail an operation part-way (data files uploaded, `meta.json` not;
+//! a block uploaded, its inputs' deletion marks not).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +36,21 @@ pub enum Fault {
     Reset,
 }
 
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scope {
+    /// Only requests of this method (`None`: all). `Reset` acts on connections before
+    /// a request is read, so it ignores the method.
+    pub method: Option<&'static str>,
+    /// Let this many matching requests (connections, for `Reset`) pass first.
+    pub after: u64,
+}
+
 #[derive(Debug)]
 struct Shared {
-    fault: std::sync::Mutex<Fault>,
+    fault: std::sync::Mutex<(Fault, Scope)>,
+    /// Matching requests seen since the fault was set.
+    seen: AtomicU64,
     upstream: String,
     client: reqwest::Client,
     forwarded: AtomicU64,
@@ -61,7 +78,8 @@ impl axum::serve::Listener for ResetListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let Ok((s, a)) = self.inner.accept().await else { continue };
-            if *self.shared.fault.lock().unwrap() == Fault::Reset {
+            let (fault, scope) = *self.shared.fault.lock().unwrap();
+            if fault == Fault::Reset && self.shared.seen.fetch_add(1, Ordering::Relaxed) >= scope.after {
                 self.shared.faulted.fetch_add(1, Ordering::Relaxed);
                 // SO_LINGER 0: close sends an RST.
                 #[allow(deprecated)]
@@ -84,7 +102,8 @@ impl FaultProxy {
         let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = inner.local_addr()?.port();
         let shared = Arc::new(Shared {
-            fault: std::sync::Mutex::new(Fault::Pass),
+            fault: std::sync::Mutex::new((Fault::Pass, Scope::default())),
+            seen: AtomicU64::new(0),
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             client: reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?,
             forwarded: AtomicU64::new(0),
@@ -100,7 +119,15 @@ impl FaultProxy {
 
     /// Switches the fault for the requests from now on.
     pub fn set(&self, fault: Fault) {
-        *self.shared.fault.lock().unwrap() = fault;
+        self.set_scoped(fault, Scope::default());
+    }
+
+    /// Switches the fault for the requests from now on that `scope` selects; the
+    /// others pass.
+    pub fn set_scoped(&self, fault: Fault, scope: Scope) {
+        let mut g = self.shared.fault.lock().unwrap();
+        self.shared.seen.store(0, Ordering::Relaxed);
+        *g = (fault, scope);
     }
 
     /// Requests forwarded and requests faulted so far.
@@ -116,7 +143,13 @@ impl Drop for FaultProxy {
 }
 
 async fn forward(State(sh): State<Arc<Shared>>, req: Request) -> Response {
-    let fault = *sh.fault.lock().unwrap();
+    let (mut fault, scope) = *sh.fault.lock().unwrap();
+    if !matches!(fault, Fault::Pass | Fault::Reset) {
+        let matches = scope.method.is_none_or(|m| req.method().as_str() == m);
+        if !matches || sh.seen.fetch_add(1, Ordering::Relaxed) < scope.after {
+            fault = Fault::Pass;
+        }
+    }
     let mut resp = match fault {
         Fault::Status(code) => {
             sh.faulted.fetch_add(1, Ordering::Relaxed);

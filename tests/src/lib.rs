@@ -524,3 +524,50 @@ pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> Result<
 
 /// The fault-injecting object-store proxy.
 pub mod faultproxy;
+
+/// How a `strata` command run by [`run_strata`] ended.
+#[derive(Debug)]
+pub struct CommandRun {
+    /// The exit code; `None` when it was killed (at its time limit or by a signal).
+    pub code: Option<i32>,
+    /// Stdout then stderr.
+    pub output: String,
+    pub took: Duration,
+    pub timed_out: bool,
+}
+
+/// Runs `bin args` (an offline command: `compact --once`, `tools bucket verify`) to
+/// its end, SIGKILLed by its pid if it takes longer than `limit`.
+pub fn run_strata(bin: &Path, args: &[&str], limit: Duration) -> Result<CommandRun> {
+    let start = Instant::now();
+    let mut child = spawn_strata(bin, args)?;
+    let mut timed_out = false;
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output()?;
+    Ok(CommandRun {
+        code: out.status.code(),
+        output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        took: start.elapsed(),
+        timed_out,
+    })
+}
+
+/// Starts `bin args` with stdout and stderr piped (read them with
+/// `wait_with_output`; with `RUST_LOG=warn` the commands print little, only their
+/// report and failures). The caller stops it by its pid.
+pub fn spawn_strata(bin: &Path, args: &[&str]) -> Result<Child> {
+    Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn strata")
+}
