@@ -51,6 +51,10 @@ pub struct Compaction {
     /// The blocks merged into this one (empty for a level-1 block).
     #[serde(default)]
     pub parents: Vec<Ulid>,
+    /// HA replica labels removed by offline deduplication: series that differed
+    /// only in them were merged into one (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deduplicated_replica_labels: Vec<String>,
 }
 
 impl BlockMeta {
@@ -109,7 +113,12 @@ mod tests {
                 num_samples: 10,
                 files: vec![FileStat { name: "samples.parquet".into(), size_bytes: 99 }],
             },
-            compaction: Compaction { level: 1, sources: vec![Ulid::from_parts(1, 2)], parents: vec![] },
+            compaction: Compaction {
+                level: 1,
+                sources: vec![Ulid::from_parts(1, 2)],
+                parents: vec![],
+                deduplicated_replica_labels: vec![],
+            },
             resolution: RESOLUTION_RAW,
         };
         let s = serde_json::to_string(&m).unwrap();

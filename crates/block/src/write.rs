@@ -89,11 +89,19 @@ pub struct BlockOrigin {
     pub sources: Vec<Ulid>,
     pub parents: Vec<Ulid>,
     pub resolution: i64,
+    /// HA replica labels the data was deduplicated by (recorded in `meta.json`).
+    pub deduplicated_replica_labels: Vec<String>,
 }
 
 impl BlockOrigin {
     pub fn fresh() -> Self {
-        BlockOrigin { level: 1, sources: Vec::new(), parents: Vec::new(), resolution: 0 }
+        BlockOrigin {
+            level: 1,
+            sources: Vec::new(),
+            parents: Vec::new(),
+            resolution: 0,
+            deduplicated_replica_labels: Vec::new(),
+        }
     }
 }
 
@@ -361,7 +369,12 @@ impl BlockBuilder {
                     FileStat { name: BlockFile::Samples.name().into(), size_bytes: samples_len },
                 ],
             },
-            compaction: Compaction { level: origin.level, sources, parents: origin.parents },
+            compaction: Compaction {
+                level: origin.level,
+                sources,
+                parents: origin.parents,
+                deduplicated_replica_labels: origin.deduplicated_replica_labels,
+            },
             resolution: origin.resolution,
         };
         Ok(Some(EncodedBlock { meta, series: series.into(), samples }))

@@ -14,7 +14,7 @@ use ulid::Ulid;
 
 use crate::gc::collect_garbage;
 use crate::merge::{GroupOutcome, compact_group};
-use crate::planner::{DEFAULT_RANGES, plan};
+use crate::planner::{DEFAULT_RANGES, dedup_groups, plan};
 use crate::retention::apply_retention;
 use crate::stats::CompactorStats;
 use crate::{Error, Result, now_unix_ms};
@@ -37,6 +37,10 @@ pub struct CompactorOptions {
     pub deletion_delay: Duration,
     /// Retention per tenant.
     pub retention: RetentionFn,
+    /// HA replica labels to deduplicate by (Thanos's `--deduplication.replica-label`):
+    /// merged blocks keep one series per target, and a block not yet deduplicated by
+    /// all of them is rewritten on its own.
+    pub replica_labels: Vec<String>,
 }
 
 impl fmt::Debug for CompactorOptions {
@@ -55,6 +59,7 @@ impl Default for CompactorOptions {
             ranges: DEFAULT_RANGES.to_vec(),
             deletion_delay: Duration::from_secs(2 * 3600),
             retention: Arc::new(|_: &TenantId| None),
+            replica_labels: Vec::new(),
         }
     }
 }
@@ -228,7 +233,8 @@ impl Compactor {
                 .map(|b| (b.meta.ulid, b))
                 .collect();
             let metas: Vec<BlockMeta> = live.values().map(|b| b.meta.clone()).collect();
-            let groups = plan(&metas, &self.opts.ranges);
+            let mut groups = plan(&metas, &self.opts.ranges);
+            groups.extend(dedup_groups(&metas, &groups, &self.opts.replica_labels));
             if groups.is_empty() {
                 return Ok(());
             }
@@ -240,7 +246,7 @@ impl Compactor {
                 let inputs: Vec<BlockInfo> =
                     g.blocks.iter().filter_map(|u| live.get(u)).map(|b| (*b).clone()).collect();
                 tracing::debug!(%tenant, kind = ?g.kind, blocks = inputs.len(), g.min_time, g.max_time, "merging group");
-                match compact_group(&self.bucket, &inputs).await {
+                match compact_group(&self.bucket, &inputs, &self.opts.replica_labels).await {
                     Ok(GroupOutcome::Merged { block, inputs }) => {
                         report.groups_merged += 1;
                         report.blocks_compacted += inputs.len();

@@ -34,7 +34,7 @@ pub use compactor::{Compactor, CompactorOptions, Report, RetentionFn};
 pub use error::{Error, Result};
 pub use gc::{GcReport, MIN_INCOMPLETE_AGE, collect_garbage};
 pub use merge::{GroupOutcome, compact_group};
-pub use planner::{DEFAULT_RANGES, Group, GroupKind, plan};
+pub use planner::{DEFAULT_RANGES, Group, GroupKind, dedup_groups, plan};
 pub use retention::{RETENTION_REASON, apply_retention};
 pub use stats::{CompactorStats, Metric, metric_names};
 

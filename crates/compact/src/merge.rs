@@ -41,9 +41,14 @@ pub enum GroupOutcome {
 /// are merged in `(min_time, ulid)` order: at an identical timestamp, the sample of
 /// the earlier block is kept.
 ///
+/// With `replica_labels`, series that differ only in them (HA replicas) become one
+/// series without them ([`strata_model::dedup_series`]; counters, by their
+/// Prometheus naming, never go backwards at a switch of replicas), and `meta.json`
+/// records the labels.
+///
 /// Errors only when the store fails (worth retrying later); unreadable inputs are
 /// an [`GroupOutcome::Unreadable`] outcome, not an error.
-pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo]) -> Result<GroupOutcome> {
+pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo], replica_labels: &[String]) -> Result<GroupOutcome> {
     let mut inputs: Vec<&BlockInfo> = inputs.iter().collect();
     inputs.sort_by_key(|b| (b.meta.min_time, b.meta.ulid));
     let Some(first) = inputs.first() else {
@@ -101,17 +106,25 @@ pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo]) -> Result<Grou
     }
 
     let sources: BTreeSet<Ulid> = inputs.iter().flat_map(|b| b.meta.compaction.sources.iter().copied()).collect();
+    let deduplicated: BTreeSet<String> = inputs
+        .iter()
+        .flat_map(|b| b.meta.compaction.deduplicated_replica_labels.iter().cloned())
+        .chain(replica_labels.iter().cloned())
+        .collect();
     let origin = BlockOrigin {
         level: inputs.iter().map(|b| b.meta.compaction.level).max().unwrap_or(0) + 1,
         sources: sources.into_iter().collect(),
         parents: inputs.iter().map(|b| b.meta.ulid).collect(),
         resolution,
+        deduplicated_replica_labels: deduplicated.into_iter().collect(),
     };
+    let replica_labels = replica_labels.to_vec();
     let started = std::time::Instant::now();
     let t = tenant.clone();
     let encoded = tokio::task::spawn_blocking(move || {
         let mut builder = BlockBuilder::spooled(t.as_str(), &std::env::temp_dir())?;
-        for s in strata_model::merge_series(sets) {
+        let merged = strata_model::merge_series(sets);
+        for s in dedup_replicas(merged, &replica_labels) {
             builder.add_series(&s.labels, &s.samples)?;
         }
         builder.finish(origin)
@@ -172,4 +185,23 @@ fn check_counts(meta: &BlockMeta, series: &[Series]) -> std::result::Result<(), 
         return Err(format!("sample at {} outside [{}, {})", s.t, meta.min_time, meta.max_time));
     }
     Ok(())
+}
+
+/// Offline HA dedup of merged series: counters (by Prometheus's naming conventions:
+/// `_total`, `_count`, `_sum`, `_bucket`) get the counter rule, everything else the
+/// plain merge. Stored data has no type, and a query's `rate` over a deduplicated
+/// block sees one series, so the adjustment has to happen here.
+fn dedup_replicas(series: Vec<Series>, replica_labels: &[String]) -> Vec<Series> {
+    if replica_labels.is_empty() {
+        return series;
+    }
+    let names: Vec<&str> = replica_labels.iter().map(String::as_str).collect();
+    let is_counter = |s: &Series| {
+        s.labels.metric_name().is_some_and(|n| ["_total", "_count", "_sum", "_bucket"].iter().any(|x| n.ends_with(x)))
+    };
+    let (counters, others): (Vec<Series>, Vec<Series>) = series.into_iter().partition(is_counter);
+    let mut out = strata_model::dedup_series(counters, &names, true);
+    out.extend(strata_model::dedup_series(others, &names, false));
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
 }

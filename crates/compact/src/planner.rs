@@ -31,6 +31,8 @@ pub enum GroupKind {
     Vertical,
     /// The blocks sit side by side in one window of `range` ms.
     Horizontal { range: i64 },
+    /// One block, rewritten to deduplicate HA replicas (offline dedup).
+    Deduplicate,
 }
 
 /// Blocks to merge into one.
@@ -38,8 +40,9 @@ pub enum GroupKind {
 pub struct Group {
     pub kind: GroupKind,
     pub resolution: i64,
-    /// At least two, sorted by `(min_time, ulid)`: the order in which they are
-    /// merged, so at an identical timestamp the sample of the earlier block wins.
+    /// At least two (one for [`GroupKind::Deduplicate`]), sorted by `(min_time,
+    /// ulid)`: the order in which they are merged, so at an identical timestamp the
+    /// sample of the earlier block wins.
     pub blocks: Vec<Ulid>,
     /// Smallest `min_time` of the blocks (inclusive).
     pub min_time: i64,
@@ -174,6 +177,30 @@ fn horizontal(blocks: &[&BlockMeta], r: i64, newest: i64) -> Vec<Group> {
         .collect()
 }
 
+/// Offline HA dedup: every block that is in none of `planned` and has not yet been
+/// deduplicated by all of `replica_labels` becomes a group of its own, to be
+/// rewritten with one series per target. Merged groups deduplicate as they merge.
+pub fn dedup_groups(blocks: &[BlockMeta], planned: &[Group], replica_labels: &[String]) -> Vec<Group> {
+    if replica_labels.is_empty() {
+        return Vec::new();
+    }
+    let taken: std::collections::HashSet<Ulid> = planned.iter().flat_map(|g| g.blocks.iter().copied()).collect();
+    let mut out: Vec<Group> = blocks
+        .iter()
+        .filter(|b| !taken.contains(&b.ulid))
+        .filter(|b| !replica_labels.iter().all(|l| b.compaction.deduplicated_replica_labels.contains(l)))
+        .map(|b| Group {
+            kind: GroupKind::Deduplicate,
+            resolution: b.resolution,
+            blocks: vec![b.ulid],
+            min_time: b.min_time,
+            max_time: b.max_time,
+        })
+        .collect();
+    out.sort_by_key(|g| (g.min_time, g.blocks[0]));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -196,7 +223,12 @@ mod tests {
             min_time: min,
             max_time: max,
             stats: BlockStats { num_series: 1, num_samples: 1, files: vec![] },
-            compaction: Compaction { level: 1, sources: vec![ulid], parents: vec![] },
+            compaction: Compaction {
+                level: 1,
+                sources: vec![ulid],
+                parents: vec![],
+                deduplicated_replica_labels: vec![],
+            },
             resolution,
         }
     }

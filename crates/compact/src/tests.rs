@@ -334,3 +334,59 @@ fn options_are_validated() {
         [2 * H, 12 * H]
     );
 }
+
+/// An HA pair's series: `replica` label `a` or `b`, scraping out of phase.
+fn replica_series(replica: &str, from: i64, to: i64, phase: i64, skip: std::ops::Range<i64>) -> Vec<Series> {
+    ["requests_total", "up"]
+        .iter()
+        .map(|name| Series {
+            labels: Labels::from_pairs([("__name__", *name), ("instance", "x"), ("replica", replica)]),
+            samples: (from / 15_000..to / 15_000)
+                .map(|k| k * 15_000 + phase)
+                .filter(|t| !skip.contains(t))
+                .map(|t| Sample::new(t, if *name == "up" { 1.0 } else { (t / 1000) as f64 }))
+                .collect(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_dedup_keeps_one_series_per_target_and_records_the_labels() {
+    let f = fixture();
+    // Replica a in one block with a hole, replica b in an overlapping one, and a
+    // third block holding both replicas on its own (nothing to merge it with).
+    let a = f.put(&replica_series("a", 0, 2 * H, 0, H / 2..H)).await;
+    let b = f.put(&replica_series("b", 0, 2 * H, 5_000, 0..0)).await;
+    let mut both = replica_series("a", 20 * H, 22 * H, 0, 0..0);
+    both.extend(replica_series("b", 20 * H, 22 * H, 5_000, 0..0));
+    both.sort_by(|x, y| x.labels.cmp(&y.labels));
+    f.put(&both).await;
+    let want_first =
+        strata_model::dedup_samples(&[&f.read(a.ulid).await[0].samples, &f.read(b.ulid).await[0].samples], true);
+
+    let o = CompactorOptions { replica_labels: vec!["replica".into()], ..opts() };
+    let c = f.compactor(o.clone());
+    c.run_once().await.unwrap();
+    let live = f.live().await;
+    assert_eq!(live.len(), 2, "{live:?}");
+    for block in &live {
+        assert_eq!(block.meta.compaction.deduplicated_replica_labels, ["replica"]);
+        let series = f.read(block.meta.ulid).await;
+        assert_eq!(series.len(), 2, "one series per target: {series:?}");
+        assert!(series.iter().all(|s| s.labels.get("replica").is_none()));
+        // The hole in replica a is filled from b: no gap longer than one scrape plus the phase.
+        for s in &series {
+            assert!(s.samples.windows(2).all(|w| w[1].t - w[0].t <= 20_000), "{:?}", s.labels);
+            if s.labels.get("__name__") == Some("requests_total") {
+                assert!(s.samples.windows(2).all(|w| w[1].v >= w[0].v), "counter went backwards");
+            }
+        }
+    }
+    let first = live.iter().find(|b| b.meta.min_time == 0).unwrap();
+    let counter =
+        f.read(first.meta.ulid).await.into_iter().find(|s| s.labels.get("__name__") == Some("requests_total"));
+    assert_eq!(counter.unwrap().samples, want_first, "the same merge as query-time dedup");
+    // Nothing left to do: a second pass writes nothing.
+    let again = c.run_once().await.unwrap();
+    assert_eq!(again.blocks_written, 0, "{again:?}");
+}

@@ -34,6 +34,7 @@ pub(crate) fn compactor_options(cfg: &Config) -> CompactorOptions {
         ranges: CompactorOptions::ranges_from(&cfg.compactor.ranges),
         deletion_delay: cfg.compactor.deletion_delay,
         retention: Arc::new(move |t: &TenantId| retention.raw_retention(t.as_str())),
+        replica_labels: cfg.compactor.deduplication.replica_labels.clone(),
     }
 }
 

@@ -86,6 +86,17 @@ pub(crate) struct CompactorConfig {
     /// queries in flight can finish reading it.
     #[serde(deserialize_with = "duration")]
     pub(crate) deletion_delay: Duration,
+    /// Offline HA dedup (Thanos's `--deduplication.replica-label`).
+    pub(crate) deduplication: DeduplicationConfig,
+}
+
+/// Offline HA replica deduplication in compaction.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DeduplicationConfig {
+    /// Labels that tell HA replicas apart: compaction merges series that differ
+    /// only in them into one series without them, so the bucket keeps one copy.
+    pub(crate) replica_labels: Vec<String>,
 }
 
 impl Default for CompactorConfig {
@@ -96,6 +107,7 @@ impl Default for CompactorConfig {
             interval: Duration::from_secs(300),
             ranges: vec![h(2), h(12), h(48), h(14 * 24)],
             deletion_delay: h(2),
+            deduplication: DeduplicationConfig::default(),
         }
     }
 }
