@@ -351,7 +351,7 @@ impl FaultyBucket {
     }
 
     /// `--config` and `--objstore.config-file` for the direct or the proxied store.
-    fn args<'a>(&'a self, proxied: bool) -> [&'a str; 4] {
+    fn args(&self, proxied: bool) -> [&str; 4] {
         let obj = if proxied { &self.proxied } else { &self.direct };
         ["--config", self.config.to_str().unwrap(), "--objstore.config-file", obj.to_str().unwrap()]
     }
@@ -548,6 +548,199 @@ async fn fault_object_store_errors_during_compaction_never_damage_the_bucket() {
         "fault matrix | compaction | cleared: clean compact --once exit 0 after {} ms; verify {kinds:?}, exit 0; \
          blocks live {live}, marked {marked}; fresh instance read {total} samples, lost 0, duplicated 0; \
          proxy forwarded {fwd}, faulted {faulted}",
+        clean.took.as_millis()
+    );
+    drop(fb);
+}
+
+async fn get_json(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    q: &[(&str, String)],
+) -> (u16, serde_json::Value, Duration) {
+    let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), q).unwrap();
+    let start = Instant::now();
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let took = start.elapsed();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")), took)
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_queries_under_object_store_errors_answer_from_the_head_or_503_never_500() {
+    use strata_tests::faultproxy::Fault;
+    let Some(bin) = strata_bin() else {
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fb) = FaultyBucket::start(tmp.path(), "1s").await else { return };
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let proc = StrataProcess::start(&bin, &tmp.path().join("data"), &fb.args(true)).await.unwrap();
+    let base = proc.base();
+    // [t0, t0+4h) in blocks, [t0+5h, t0+6h) in the head.
+    let t0 = (now_ms() - 8 * HOUR) / (2 * HOUR) * (2 * HOUR);
+    let old = range_request("faultq", 0..10, t0, t0 + 4 * HOUR);
+    assert_eq!(write_v1(&client, &base, &old, None).await.unwrap().0, 204);
+    let (status, body, _) = admin_flush(&client, &base).await;
+    assert_eq!(status, 200, "{body}");
+    let new = range_request("faultq", 0..10, t0 + 5 * HOUR, t0 + 6 * HOUR);
+    assert_eq!(write_v1(&client, &base, &new, None).await.unwrap().0, 204);
+    let end = t0 + 6 * HOUR - STEP;
+    let range = |start: i64, partial: Option<bool>| {
+        let mut q = vec![
+            ("query", "sum(faultq)".to_string()),
+            ("start", secs(start)),
+            ("end", secs(end)),
+            ("step", "60".to_string()),
+        ];
+        if let Some(p) = partial {
+            q.push(("partial_response", p.to_string()));
+        }
+        q
+    };
+    let head_start = t0 + 5 * HOUR + 10 * 60_000;
+    let qr = "/api/v1/query_range";
+    let (status, full, _) = get_json(&client, &base, qr, &range(t0, None)).await;
+    assert_eq!(status, 200, "{full}");
+    assert!(full.get("warnings").is_none(), "{full}");
+    let full_points = full["data"]["result"][0]["values"].as_array().unwrap().len();
+    let (status, full_head, _) = get_json(&client, &base, qr, &range(head_start, None)).await;
+    assert_eq!(status, 200, "{full_head}");
+
+    let faults = [
+        ("errors 503", Fault::Status(503)),
+        ("errors 500", Fault::Status(500)),
+        ("connection reset", Fault::Reset),
+        ("delay 3 s > timeout 1 s", Fault::Delay(Duration::from_secs(3))),
+    ];
+    let mut rows = Vec::new();
+    for (name, fault) in faults {
+        fb.proxy.set(fault);
+        // All in the head: answered in full, no warning, the store not asked.
+        let (status, v, head_took) = get_json(&client, &base, qr, &range(head_start, None)).await;
+        assert_eq!(status, 200, "{name}: head-only query: {v}");
+        assert!(v.get("warnings").is_none(), "{name}: head-only query warned: {v}");
+        assert_eq!(v, full_head, "{name}: head-only answer changed");
+        // Reaching into blocks: the head's part with a warning naming the store, or 503.
+        let (status, v, partial_took) = get_json(&client, &base, qr, &range(t0, None)).await;
+        let partial = match status {
+            200 => {
+                let w = v["warnings"][0].as_str().unwrap_or_else(|| panic!("{name}: 200 without warning: {v}"));
+                assert!(w.contains("object store"), "{name}: {w}");
+                let points = v["data"]["result"][0]["values"].as_array().map_or(0, Vec::len);
+                assert!(points < full_points, "{name}: {points} of {full_points} points without the blocks");
+                format!("200 + warning ({points}/{full_points} points)")
+            }
+            503 => {
+                assert_eq!(v["errorType"], "unavailable", "{name}: {v}");
+                "503 unavailable".to_string()
+            }
+            other => panic!("{name}: query_range into blocks answered {other}: {v}"),
+        };
+        // No partial responses wanted: 503, errorType unavailable.
+        let (status, v, strict_took) = get_json(&client, &base, qr, &range(t0, Some(false))).await;
+        assert_eq!(status, 503, "{name}: partial_response=false: {v}");
+        assert_eq!(v["errorType"], "unavailable", "{name}: {v}");
+        // Cleared: the full answer again, same process.
+        fb.proxy.set(Fault::Pass);
+        let (status, v, clear_took) = get_json(&client, &base, qr, &range(t0, None)).await;
+        assert_eq!(status, 200, "{name}: after clearing: {v}");
+        assert!(v.get("warnings").is_none(), "{name}: after clearing: {v}");
+        assert_eq!(v, full, "{name}: after clearing the answer must be whole again");
+        rows.push(format!(
+            "queries | {name:<24} | head-only 200 no warning in {} ms | into blocks {partial} in {} ms | \
+             partial_response=false 503 unavailable in {} ms | cleared: full 200 in {} ms, no restart",
+            head_took.as_millis(),
+            partial_took.as_millis(),
+            strict_took.as_millis(),
+            clear_took.as_millis()
+        ));
+    }
+    for r in rows {
+        println!("fault matrix | {r}");
+    }
+    let (fwd, faulted) = fb.proxy.counts();
+    println!("fault matrix | queries | proxy forwarded {fwd}, faulted {faulted}");
+    proc.terminate().unwrap();
+    drop(fb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_sigkill_during_compaction_then_a_clean_pass_reads_every_sample_once() {
+    use strata_tests::faultproxy::Fault;
+    let Some(bin) = strata_bin() else {
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fb) = FaultyBucket::start(tmp.path(), "5s").await else { return };
+    let mut expected = BTreeMap::new();
+    let mut produced = compaction_bucket(&bin, &fb, tmp.path(), &mut expected).await;
+    let w = old_window();
+    // C: a third copy across A's and B's blocks, and a block past the window so the
+    // 12 h window is complete and merges horizontally too.
+    let c = [
+        range_request("compact", 0..24, w + HOUR, w + 5 * HOUR),
+        range_request("compact", 0..4, w + 12 * HOUR, w + 13 * HOUR),
+    ];
+    produced += produce_blocks(&bin, &fb, &tmp.path().join("c"), &c, &mut expected).await;
+    let (live0, _, _) = fb.ls(&bin);
+    // Every request 40 ms slower: the pass spreads over seconds and the kills land
+    // in listing, reading, uploading, marking and deleting.
+    fb.proxy.set(Fault::Delay(Duration::from_millis(40)));
+    let mut rows = Vec::new();
+    let mut killed = 0;
+    for delay_ms in [300u64, 900, 1200, 1500, 1900, 2400] {
+        let mut args = vec!["compact", "--once"];
+        args.extend(fb.args(true));
+        let mut child = spawn_strata(&bin, &args).unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let outcome = match child.try_wait().unwrap() {
+            Some(status) => format!("finished first ({status})"),
+            None => {
+                child.kill().unwrap(); // SIGKILL, by its pid
+                killed += 1;
+                "SIGKILL".to_string()
+            }
+        };
+        let _ = child.wait_with_output().unwrap();
+        let (kinds, report, _) = fb.verify(&bin);
+        assert!(
+            damage(&kinds).is_empty(),
+            "kill at {delay_ms} ms: the bucket is damaged: {:?}\n{report}",
+            damage(&kinds)
+        );
+        let (live, marked, no_compact) = fb.ls(&bin);
+        assert_eq!(no_compact, 0, "kill at {delay_ms} ms: no-compact mark");
+        rows.push(format!(
+            "sigkill | at {delay_ms:>4} ms: {outcome:<22} | verify: {kinds:?} | blocks live {live}, marked {marked}"
+        ));
+    }
+    assert!(killed >= 3, "only {killed} of 6 cycles were killed mid-pass");
+    fb.proxy.set(Fault::Pass);
+    let clean = fb.run(&bin, &["compact", "--once"], true, Duration::from_secs(60));
+    assert_eq!(clean.code, Some(0), "clean pass:\n{}", clean.output);
+    let (kinds, report, code) = fb.verify(&bin);
+    assert!(damage(&kinds).is_empty() && !kinds.contains_key("overlap"), "after the clean pass:\n{report}");
+    assert_eq!(code, Some(0), "verify after the clean pass:\n{report}");
+    let (live, marked, _) = fb.ls(&bin);
+    let total = read_back_once(&bin, &fb, &tmp.path().join("fresh"), &expected).await;
+    println!(
+        "fault matrix | sigkill | bucket: {produced} blocks flushed by 3 instances ({live0} live), {total} distinct samples"
+    );
+    for r in rows {
+        println!("fault matrix | {r}");
+    }
+    println!(
+        "fault matrix | sigkill | clean compact --once exit 0 after {} ms; verify {kinds:?}, exit 0; blocks live {live}, \
+         marked {marked}; fresh instance read {total} samples, lost 0, duplicated 0",
         clean.took.as_millis()
     );
     drop(fb);
