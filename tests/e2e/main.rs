@@ -9,6 +9,7 @@ mod crash;
 mod differential;
 mod faults;
 mod ha;
+mod ha_prometheus;
 mod lock;
 mod prometheus;
 mod query_api;
