@@ -44,12 +44,7 @@ impl Pair {
 }
 
 async fn get(sb: &Sandbox, path: &str, q: &[(&str, String)]) -> Value {
-    let url = reqwest::Url::parse_with_params(&sb.url(path), q).unwrap();
-    let r = sb.client.get(url).send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert!(status.is_success(), "{path} {q:?}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
+    sb.get_json(path, q).await
 }
 
 fn secs(ms: i64) -> String {

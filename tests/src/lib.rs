@@ -102,6 +102,16 @@ impl Sandbox {
         Sandbox { addr, dir, tsdb, _tmp: tmp, shutdown: Some(tx), task: Some(task), client: reqwest::Client::new() }
     }
 
+    /// GETs `path` with query parameters `q`, asserts a 2xx answer, and parses its JSON.
+    pub async fn get_json(&self, path: &str, q: &[(&str, String)]) -> serde_json::Value {
+        let url = reqwest::Url::parse_with_params(&self.url(path), q).expect("url");
+        let r = self.client.get(url).send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        assert!(status.is_success(), "{path} {q:?}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
