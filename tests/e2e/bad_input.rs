@@ -2,6 +2,7 @@
 //! the problem; valid series in the same request are stored; the server keeps serving.
 
 use serde_json::Value;
+use strata_model::now_ms;
 use strata_proto::Message;
 use strata_proto::prometheus as pb;
 use strata_server::ServerConfig;
@@ -23,10 +24,6 @@ async fn assert_still_serving(sb: &Sandbox) {
     let req =
         pb::WriteRequest { timeseries: vec![series(&[("__name__", "alive")], &[(now_ms(), 1.0)])], metadata: vec![] };
     assert_eq!(write_v1(&sb.client, &sb.url(""), &req, None).await.unwrap().0, 204);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use strata_model::now_ms;
 use strata_proto::prometheus as pb;
 use strata_tests::*;
 use tokio::sync::Mutex;
@@ -19,10 +20,6 @@ const SAMPLES_PER_REQUEST: i64 = 10;
 
 fn value(series: usize, t: i64) -> f64 {
     (series as f64) * 1e6 + (t as f64) * 0.25
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 const PHASES: [&str; 4] = ["before", "disk full", "freed, until first 204", "after"];
@@ -59,10 +56,7 @@ fn check_read_back(got: &[pb::TimeSeries], acked: &BTreeMap<usize, Vec<i64>>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_disk_full_under_the_wal_gives_503_and_recovers_by_itself() {
-    let Some(bin) = strata_bin() else {
-        println!("SKIPPED: strata binary not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let Some(disk) = TmpfsMount::mount(&tmp.path().join("disk"), 24).unwrap() else { return };
     let cfg = tmp.path().join("strata.yml");
@@ -218,10 +212,7 @@ async fn admin_flush(client: &reqwest::Client, base: &str) -> (u16, String, Dura
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_object_store_errors_during_upload_give_503_and_the_flusher_catches_up() {
     use strata_tests::faultproxy::{Fault, FaultProxy};
-    let Some(bin) = strata_bin() else {
-        println!("SKIPPED: strata binary not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let Some(weed) = WeedS3::start(&tmp.path().join("weed"), None).unwrap() else { return };
     let proxy = FaultProxy::start(weed.port).await.unwrap();
@@ -489,10 +480,7 @@ async fn compaction_bucket(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_object_store_errors_during_compaction_never_damage_the_bucket() {
     use strata_tests::faultproxy::{Fault, Scope};
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let Some(fb) = FaultyBucket::start(tmp.path(), "1s").await else { return };
     let mut expected = BTreeMap::new();
@@ -575,10 +563,7 @@ fn secs(ms: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_queries_under_object_store_errors_answer_from_the_head_or_503_never_500() {
     use strata_tests::faultproxy::Fault;
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let Some(fb) = FaultyBucket::start(tmp.path(), "1s").await else { return };
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
@@ -675,10 +660,7 @@ async fn fault_queries_under_object_store_errors_answer_from_the_head_or_503_nev
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_sigkill_during_compaction_then_a_clean_pass_reads_every_sample_once() {
     use strata_tests::faultproxy::Fault;
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let Some(fb) = FaultyBucket::start(tmp.path(), "5s").await else { return };
     let mut expected = BTreeMap::new();

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use strata_model::now_ms;
 use strata_proto::prometheus as pb;
-use strata_tests::{StrataProcess, all_series, free_port, missing_tool, remote_read, series, strata_bin, write_v1};
+use strata_tests::{StrataProcess, all_series, free_port, remote_read, series, strata_bin, write_v1};
 
 /// Every file under `dir` (relative path → contents).
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -27,16 +28,9 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_strata_on_one_data_dir_exits_and_a_dead_holder_is_taken_over() {
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();

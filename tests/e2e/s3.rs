@@ -61,10 +61,7 @@ async fn flush(base: &str) -> (u16, String) {
 }
 
 fn setup(tmp: &Path) -> Option<(std::path::PathBuf, WeedS3, std::path::PathBuf)> {
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return None;
-    };
+    let bin = strata_bin()?;
     let weed = WeedS3::start(&tmp.join("weed"), None).expect("start weed mini")?;
     let objstore = tmp.join("objstore.yml");
     std::fs::write(&objstore, weed.objstore_yaml()).unwrap();

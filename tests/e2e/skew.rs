@@ -5,12 +5,9 @@
 
 use std::time::Duration;
 
+use strata_model::now_ms;
 use strata_proto::prometheus as pb;
 use strata_tests::*;
-
-fn now_ms() -> i64 {
-    strata_model::now_ms()
-}
 
 fn one(name: &str, t: i64) -> pb::TimeSeries {
     series(&[("__name__", name)], &[(t, 1.0)])
@@ -18,10 +15,7 @@ fn one(name: &str, t: i64) -> pb::TimeSeries {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skewed_clock_cannot_wedge_a_tenant() {
-    let Some(bin) = strata_bin() else {
-        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
-        return;
-    };
+    let Some(bin) = strata_bin() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let strata = StrataProcess::start(&bin, &tmp.path().join("data"), &[]).await.unwrap();
     let (base, client) = (strata.base(), reqwest::Client::new());

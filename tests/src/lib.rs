@@ -251,15 +251,19 @@ pub fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> pb::TimeSeries 
 }
 
 /// The `strata` binary built in this workspace's target directory, or `STRATA_BIN`.
+/// When it is absent, says so through [`missing_tool`] (a failure in CI) and
+/// returns `None`, so callers just return.
 pub fn strata_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("STRATA_BIN") {
-        return Some(PathBuf::from(p));
+    let found = std::env::var("STRATA_BIN").ok().map(PathBuf::from).or_else(|| {
+        // target/<profile>/deps/<test binary> → target/<profile>/strata
+        let exe = std::env::current_exe().ok()?;
+        let bin = exe.parent()?.parent()?.join("strata");
+        bin.exists().then_some(bin)
+    });
+    if found.is_none() {
+        missing_tool("the strata binary", "not built (cargo build -p strata --bins, or set STRATA_BIN)");
     }
-    // target/<profile>/deps/<test binary> → target/<profile>/strata
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let bin = profile_dir.join("strata");
-    bin.exists().then_some(bin)
+    found
 }
 
 /// A free loopback port (bound and released; the caller binds it again soon).

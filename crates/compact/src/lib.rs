@@ -39,9 +39,4 @@ pub use retention::{RETENTION_REASON, apply_retention};
 pub use stats::{CompactorStats, Metric, metric_names};
 
 /// Wall-clock time in Unix milliseconds.
-pub(crate) fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use strata_model::now_ms as now_unix_ms;

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
-use strata_model::Labels;
+use strata_model::{Labels, now_ms};
 use strata_promql::{Engine, EngineOptions, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
@@ -139,10 +139,6 @@ impl Serialize for Answer {
         }
         .serialize(s)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The engine for one request: the server's, with `timeout` and `lookback_delta`

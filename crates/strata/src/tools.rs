@@ -15,7 +15,7 @@ mod verify;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -130,7 +130,7 @@ pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
             BucketCommand::Inspect(a) => inspect(&bucket, &a.block, a.limit).await,
             BucketCommand::Verify(a) => {
                 let tenants = tenants(&bucket, a.tenant.as_deref()).await?;
-                let report = verify::verify(&bucket, &tenants, crate::tools::now_ms(), &verify::progress()).await?;
+                let report = verify::verify(&bucket, &tenants, strata_model::now_ms(), &verify::progress()).await?;
                 print_out(&verify::render(&report));
                 let problems = report.problems();
                 if problems > 0 {
@@ -369,10 +369,6 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 pub(crate) fn print_out(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// RFC 3339 in UTC with milliseconds (block bounds are exact to the ms), for any

@@ -80,7 +80,8 @@ fn every_timestamp_prints_however_extreme() {
     // Every day from year 0 to 9999 agrees with humantime where both apply, and the
     // formatter never panics anywhere in between or beyond.
     for ms in (0..253_402_300_800_000i64).step_by(86_399_999_937) {
-        let want = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string();
+        let want =
+            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string();
         assert_eq!(fmt_time(ms), want);
     }
     for ms in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
@@ -224,7 +225,7 @@ async fn ls_inspect_and_verify_survive_blocks_at_the_ends_of_time() {
     let dir = tempfile::tempdir().unwrap();
     let b = bucket(dir.path());
     let t = TenantId::new("t").unwrap();
-    let now = crate::tools::now_ms();
+    let now = strata_model::now_ms();
     let t0 = (now / H - 48) * H;
     let sane = put(&b, "t", &series("up", 2, t0, t0 + 2 * H)).await;
     let raw = [
@@ -295,7 +296,7 @@ async fn verify_finds_overlaps_missing_files_garbage_and_old_uploads() {
     let b = bucket(dir.path());
     let t = TenantId::new("t").unwrap();
     // Two days back: blocks near 1970 would be implausible times.
-    let t0 = (crate::tools::now_ms() / H - 48) * H;
+    let t0 = (strata_model::now_ms() / H - 48) * H;
     let good = put(&b, "t", &series("up", 2, t0, t0 + 2 * H)).await;
     let overlapping = put(&b, "t", &series("up", 2, t0 + H, t0 + 3 * H)).await;
     let missing = put(&b, "t", &series("up", 2, t0 + 10 * H, t0 + 12 * H)).await;
@@ -314,7 +315,7 @@ async fn verify_finds_overlaps_missing_files_garbage_and_old_uploads() {
     std::fs::create_dir_all(&upload_dir).unwrap();
     std::fs::write(upload_dir.join("series.parquet"), b"partial").unwrap();
 
-    let now = crate::tools::now_ms();
+    let now = strata_model::now_ms();
     let report = verify(&b, std::slice::from_ref(&t), now, &ProgressBar::hidden()).await.unwrap();
     assert_eq!((report.blocks, report.read), (7, 3), "6 blocks and an upload; good, overlapping and garbage read");
     let found = &report.findings;
