@@ -165,6 +165,15 @@ pub fn dedup_series(series: Vec<Series>, replica_labels: &[&str], counter: bool)
     if replica_labels.is_empty() {
         return series;
     }
+    // The common case behind an HA tracker: nothing carries a replica label, so
+    // nothing is rebuilt or regrouped.
+    if !series.iter().any(|s| replica_labels.iter().any(|l| s.labels.get(l).is_some())) {
+        let mut series = series;
+        if !series.is_sorted_by(|a, b| a.labels <= b.labels) {
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        return series;
+    }
     let mut groups: BTreeMap<Labels, Vec<Series>> = BTreeMap::new();
     for s in series {
         groups.entry(s.labels.without(replica_labels)).or_default().push(s);

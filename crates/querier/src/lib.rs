@@ -83,6 +83,21 @@ impl TenantQuerier {
         dedup_series(series, &names, hints.reads_counter())
     }
 
+    /// The sorted union of the head's label answer and, when the range needs them,
+    /// the blocks' (left out with a warning when the store is unavailable and
+    /// partial responses are allowed).
+    async fn union(
+        &self,
+        head: impl Future<Output = Result<Vec<String>>>,
+        blocks: Option<impl Future<Output = Result<Vec<String>>>>,
+    ) -> Result<Vec<String>> {
+        let Some(blocks) = blocks else { return head.await };
+        let (a, b) = futures::future::join(head, blocks).await;
+        let a = a?;
+        let b = self.blocks_part(b)?.unwrap_or_default();
+        Ok(a.into_iter().chain(b).collect::<BTreeSet<_>>().into_iter().collect())
+    }
+
     fn is_replica_label(&self, name: &str) -> bool {
         self.replica_labels.iter().any(|l| l == name)
     }
@@ -147,16 +162,8 @@ impl Querier for TenantQuerier {
     }
 
     async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<String>> {
-        let mut names = match self.blocks_for(range) {
-            None => self.head.label_names(range, matchers).await?,
-            Some(blocks) => {
-                let (a, b) =
-                    futures::future::join(self.head.label_names(range, matchers), blocks.label_names(range, matchers))
-                        .await;
-                let (a, b) = (a?, self.blocks_part(b)?.unwrap_or_default());
-                a.into_iter().chain(b).collect::<BTreeSet<_>>().into_iter().collect()
-            }
-        };
+        let blocks = self.blocks_for(range).map(|b| b.label_names(range, matchers));
+        let mut names = self.union(self.head.label_names(range, matchers), blocks).await?;
         names.retain(|n| !self.is_replica_label(n));
         Ok(names)
     }
@@ -165,16 +172,8 @@ impl Querier for TenantQuerier {
         if self.is_replica_label(name) {
             return Ok(Vec::new());
         }
-        let Some(blocks) = self.blocks_for(range) else {
-            return self.head.label_values(name, range, matchers).await;
-        };
-        let (a, b) = futures::future::join(
-            self.head.label_values(name, range, matchers),
-            blocks.label_values(name, range, matchers),
-        )
-        .await;
-        let (a, b) = (a?, self.blocks_part(b)?.unwrap_or_default());
-        Ok(a.into_iter().chain(b).collect::<BTreeSet<_>>().into_iter().collect())
+        let blocks = self.blocks_for(range).map(|b| b.label_values(name, range, matchers));
+        self.union(self.head.label_values(name, range, matchers), blocks).await
     }
 
     fn warnings(&self) -> Vec<String> {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use strata_model::TenantId;
 
 /// HA tracker settings (the `ha_tracker:` section); per-tenant overrides replace
@@ -34,11 +34,11 @@ pub struct HaTrackerConfig {
     pub replica_label: String,
     /// How much newer the elected replica's last request must be than the one last
     /// written to disk before it is written again.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::config::duration")]
     pub update_timeout: Duration,
     /// How long the elected replica may be silent before another replica's request
     /// elects that one.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::config::duration")]
     pub failover_timeout: Duration,
     /// Per-tenant settings, each field optional.
     pub tenants: BTreeMap<String, HaTrackerOverride>,
@@ -51,7 +51,7 @@ pub struct HaTrackerOverride {
     pub enabled: Option<bool>,
     pub cluster_label: Option<String>,
     pub replica_label: Option<String>,
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(deserialize_with = "crate::config::opt_duration")]
     pub failover_timeout: Option<Duration>,
 }
 
@@ -68,20 +68,12 @@ impl Default for HaTrackerConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-}
-
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
-
-/// The settings that apply to one tenant.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TenantHa {
-    pub(crate) cluster_label: String,
-    pub(crate) replica_label: String,
+/// The settings that apply to one tenant (borrowed from the configuration: made
+/// per request).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TenantHa<'a> {
+    pub(crate) cluster_label: &'a str,
+    pub(crate) replica_label: &'a str,
     failover_ms: i64,
 }
 
@@ -103,8 +95,9 @@ pub(crate) struct Election {
 pub(crate) enum Verdict {
     /// No HA labels, or the tracker is off for the tenant.
     PassThrough,
-    /// From the elected replica (perhaps just elected): store it without `replica_label`.
-    Accept { replica_label: String },
+    /// From the elected replica (perhaps just elected): store it without the
+    /// tenant's replica label.
+    Accept,
     /// From another replica: answer 202, store nothing.
     Deduplicated { cluster: String, replica: String, elected: String },
 }
@@ -139,12 +132,12 @@ impl HaTracker {
     }
 
     /// The settings for `tenant`, `None` when the tracker is off for it.
-    pub(crate) fn for_tenant(&self, tenant: &TenantId) -> Option<TenantHa> {
+    pub(crate) fn for_tenant(&self, tenant: &TenantId) -> Option<TenantHa<'_>> {
         let o = self.cfg.tenants.get(tenant.as_str());
         let enabled = o.and_then(|o| o.enabled).unwrap_or(self.cfg.enabled);
         enabled.then(|| TenantHa {
-            cluster_label: o.and_then(|o| o.cluster_label.clone()).unwrap_or_else(|| self.cfg.cluster_label.clone()),
-            replica_label: o.and_then(|o| o.replica_label.clone()).unwrap_or_else(|| self.cfg.replica_label.clone()),
+            cluster_label: o.and_then(|o| o.cluster_label.as_deref()).unwrap_or(&self.cfg.cluster_label),
+            replica_label: o.and_then(|o| o.replica_label.as_deref()).unwrap_or(&self.cfg.replica_label),
             failover_ms: o
                 .and_then(|o| o.failover_timeout)
                 .unwrap_or(self.cfg.failover_timeout)
@@ -183,7 +176,7 @@ impl HaTracker {
     pub(crate) fn check(
         &self,
         tenant: &TenantId,
-        ha: &TenantHa,
+        ha: &TenantHa<'_>,
         cluster: Option<&str>,
         replica: Option<&str>,
         samples: u64,
@@ -205,11 +198,11 @@ impl HaTracker {
                     deduplicated: 0,
                 };
                 st.elections.insert(key.clone(), e);
-                Verdict::Accept { replica_label: ha.replica_label.clone() }
+                Verdict::Accept
             }
             Some(e) if e.replica == replica => {
                 e.last_seen = e.last_seen.max(now);
-                Verdict::Accept { replica_label: ha.replica_label.clone() }
+                Verdict::Accept
             }
             Some(e) if now.saturating_sub(e.last_seen) > ha.failover_ms => {
                 tracing::warn!(
@@ -224,7 +217,7 @@ impl HaTracker {
                 e.elected_at = now;
                 e.last_seen = now;
                 e.failovers += 1;
-                Verdict::Accept { replica_label: ha.replica_label.clone() }
+                Verdict::Accept
             }
             Some(e) => {
                 e.deduplicated += samples;
@@ -273,21 +266,20 @@ fn persist(st: &mut State) {
 mod tests {
     use super::*;
 
-    fn tracker() -> (HaTracker, TenantHa, TenantId) {
+    fn tracker() -> (HaTracker, TenantId) {
         let cfg = HaTrackerConfig { enabled: true, ..Default::default() };
         let t = HaTracker::new(cfg);
-        let tenant = TenantId::new("t").unwrap();
-        let ha = t.for_tenant(&tenant).unwrap();
-        (t, ha, tenant)
+        (t, TenantId::new("t").unwrap())
     }
 
     fn accepted(v: &Verdict) -> bool {
-        matches!(v, Verdict::Accept { .. })
+        matches!(v, Verdict::Accept)
     }
 
     #[test]
     fn one_replica_is_elected_and_the_other_is_deduplicated_until_failover() {
-        let (t, ha, tenant) = tracker();
+        let (t, tenant) = tracker();
+        let ha = t.for_tenant(&tenant).unwrap();
         let s = 1_000_000;
         assert!(accepted(&t.check(&tenant, &ha, Some("c1"), Some("a"), 10, s)));
         assert_eq!(
@@ -312,11 +304,13 @@ mod tests {
     #[test]
     fn elections_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let (t, ha, tenant) = tracker();
+        let (t, tenant) = tracker();
+        let ha = t.for_tenant(&tenant).unwrap();
         t.load(dir.path());
         let s = 1_000_000;
         assert!(accepted(&t.check(&tenant, &ha, Some("c1"), Some("b"), 1, s)));
-        let (t2, ha2, _) = tracker();
+        let (t2, _) = tracker();
+        let ha2 = t2.for_tenant(&tenant).unwrap();
         t2.load(dir.path());
         // Within the failover timeout of b's last write, a is refused after a restart.
         assert!(!accepted(&t2.check(&tenant, &ha2, Some("c1"), Some("a"), 1, s + 5_000)));
@@ -331,9 +325,6 @@ mod tests {
         let t = HaTracker::new(cfg);
         assert!(t.for_tenant(&TenantId::new("other").unwrap()).is_none());
         let ha = t.for_tenant(&TenantId::new("team-a").unwrap()).unwrap();
-        assert_eq!(
-            (ha.replica_label.as_str(), ha.cluster_label.as_str(), ha.failover_ms),
-            ("prom_replica", "cluster", 5_000)
-        );
+        assert_eq!((ha.replica_label, ha.cluster_label, ha.failover_ms), ("prom_replica", "cluster", 5_000));
     }
 }

@@ -181,16 +181,15 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     let cfg = st.config();
     let compressed = read_capped(headers, body, cfg.max_request_body_bytes).await?;
     let raw = snappy_decompress(&compressed, cfg.max_decompressed_bytes)?;
-    let req = match proto {
+    let mut req = match proto {
         Protocol::V1 => decode_v1(&raw),
         Protocol::V2 => decode_v2(&raw),
     }
     .map_err(|e| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str())))?;
-    let mut req = req;
 
     let received = req.samples.len() as u64;
+    st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
     if let Some(msg) = ha_dedup(st, &tenant, &mut req) {
-        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
         return Ok(Written {
             tenant,
             samples: 0,
@@ -199,7 +198,6 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
             deduplicated: Some(msg),
         });
     }
-    st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
     if !st.limiter().allow(&tenant, received + req.histograms) {
         st.discard(&tenant, "rate_limited", received, "the whole request (429, retried by the sender)");
         return Err(ApiError::new(
@@ -254,13 +252,13 @@ fn ha_dedup(st: &AppState, tenant: &strata_model::TenantId, req: &mut DecodedWri
     let ha = st.ha().for_tenant(tenant)?;
     let first = req.series.first()?.labels.clone();
     let find = |name: &str| req.labels[first.clone()].iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-    let (cluster, replica) = (find(&ha.cluster_label), find(&ha.replica_label));
+    let (cluster, replica) = (find(ha.cluster_label), find(ha.replica_label));
     let samples = req.samples.len() as u64;
     match st.ha().check(tenant, &ha, cluster, replica, samples, strata_model::now_ms()) {
         ha_tracker::Verdict::PassThrough => None,
-        ha_tracker::Verdict::Accept { replica_label } => {
+        ha_tracker::Verdict::Accept => {
             for (n, v) in &mut req.labels {
-                if *n == replica_label {
+                if *n == ha.replica_label {
                     *v = "";
                 }
             }

@@ -369,7 +369,6 @@ fn next_cut_at(
         return None;
     }
     let r = policy.range_ms.max(1);
-    let now_range_start = now.div_euclid(r).saturating_mul(r);
     let newest = g.max_t.min(now.saturating_add(creation_grace_ms.max(0)));
     let end = (g.min_t.div_euclid(r) + 1).saturating_mul(r);
     if everything {
@@ -377,7 +376,7 @@ fn next_cut_at(
         let open_range_start = g.max_t.min(now).div_euclid(r).saturating_mul(r);
         return Some((before, before.min(open_range_start)));
     }
-    (newest >= end.saturating_add(policy.grace_ms)).then_some((end, end.min(now_range_start)))
+    (newest >= end.saturating_add(policy.grace_ms)).then_some((end, end.min(max_floor(r, now))))
 }
 
 /// The highest cut floor the wall clock allows: the start of the range it is in
