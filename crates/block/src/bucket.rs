@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use strata_model::{Matcher, Querier, SelectHints, Series, TenantId, TimeRange};
 use ulid::Ulid;
 
-use crate::meta::{BlockMeta, DeletionMark, NoCompactMark};
+use crate::aggr::{AggrSeries, AggrWindow};
+use crate::meta::{BlockMeta, DeletionMark, NoCompactMark, RESOLUTION_RAW};
 use crate::paths::{BlockFile, BlockPath};
 use crate::postings::Postings;
 use crate::read::BlockIndex;
@@ -266,13 +267,67 @@ pub struct BlockQuerier {
 }
 
 impl BlockQuerier {
+    /// Live raw blocks overlapping `range`: the [`Querier`] reads raw data only.
     async fn live(&self, range: TimeRange) -> Result<Vec<BlockInfo>> {
+        self.live_at(RESOLUTION_RAW, range).await
+    }
+
+    async fn live_at(&self, resolution: i64, range: TimeRange) -> Result<Vec<BlockInfo>> {
         let blocks = self.bucket.blocks(&self.tenant).await?;
         Ok(blocks
             .iter()
-            .filter(|b| b.deletion_mark.is_none() && b.meta.overlaps(range.start, range.end))
+            .filter(|b| {
+                b.deletion_mark.is_none() && b.meta.resolution == resolution && b.meta.overlaps(range.start, range.end)
+            })
             .cloned()
             .collect())
+    }
+
+    /// The live blocks of `resolution` overlapping `range` (inclusive), sorted by
+    /// min time: which time spans that resolution covers, for a caller choosing
+    /// resolutions per time range.
+    pub async fn blocks_at(&self, resolution: i64, range: TimeRange) -> Result<Vec<BlockMeta>> {
+        Ok(self.live_at(resolution, range).await?.into_iter().map(|b| b.meta).collect())
+    }
+
+    /// The aggregates of the series matching `matchers` at `resolution`
+    /// ([`RESOLUTION_5M`](crate::RESOLUTION_5M) or
+    /// [`RESOLUTION_1H`](crate::RESOLUTION_1H)), windows overlapping `range`
+    /// (`t + resolution > range.start`, `t <= range.end`), from the live
+    /// downsampled blocks of that resolution. Series come in label order, windows
+    /// in time order; a window present in several blocks (overlapping copies) is
+    /// taken once, from the block with the earliest `(min_time, ulid)`. Empty when
+    /// the resolution has no blocks there (the caller falls back to finer data).
+    pub async fn select_aggr(
+        &self,
+        resolution: i64,
+        range: TimeRange,
+        matchers: &[Matcher],
+    ) -> Result<Vec<AggrSeries>> {
+        if resolution == RESOLUTION_RAW {
+            return Err(Error::Config("select_aggr needs a downsampled resolution".into()));
+        }
+        let blocks = self.live_at(resolution, range).await?;
+        let sets =
+            futures::future::try_join_all(blocks.into_iter().map(|b| self.select_aggr_block(b, range, matchers)))
+                .await?;
+        Ok(merge_aggr(sets))
+    }
+
+    async fn select_aggr_block(&self, b: BlockInfo, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<AggrSeries>> {
+        let ix = self.bucket.index(&b).await?;
+        // Series bounds are window starts: widen so a window ending inside the range counts.
+        let widened = TimeRange { start: range.start.saturating_sub(b.meta.resolution - 1), end: range.end };
+        let ids: Vec<u32> = ix.in_range(ix.resolve(matchers), widened).into_iter().collect();
+        let rows: u64 = ids.iter().map(|&i| u64::from(ix.series[i as usize].rows)).sum();
+        let store = self.bucket.store().clone();
+        if rows <= INLINE_READ_ROWS {
+            return ix.read_aggr(store, &ids, range).await;
+        }
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(ix.read_aggr(store, &ids, range)))
+            .await
+            .map_err(|e| Error::corrupt(&b.path, e))?
     }
 
     async fn select_block(&self, b: BlockInfo, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Series>> {
@@ -295,6 +350,30 @@ impl BlockQuerier {
             .await
             .map_err(|e| Error::corrupt(&b.path, e))?
     }
+}
+
+/// Merges per-block answers (each in label order, blocks in `(min_time, ulid)`
+/// order): one series per label set, windows sorted, the first block's window
+/// kept at an identical `t`.
+pub fn merge_aggr(sets: Vec<Vec<AggrSeries>>) -> Vec<AggrSeries> {
+    let mut by_labels: BTreeMap<strata_model::Labels, Vec<AggrWindow>> = BTreeMap::new();
+    for set in sets {
+        for s in set {
+            match by_labels.entry(s.labels) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(s.windows);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let have = e.get_mut();
+                    have.extend(s.windows);
+                    // Stable: at an identical t the earlier block's window comes first.
+                    have.sort_by_key(|w| w.t);
+                    have.dedup_by_key(|w| w.t);
+                }
+            }
+        }
+    }
+    by_labels.into_iter().map(|(labels, windows)| AggrSeries { labels, windows }).collect()
 }
 
 /// A store that is down or failing (or an object gone under a reader, which a

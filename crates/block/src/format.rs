@@ -24,6 +24,19 @@ pub(crate) mod col {
     pub(crate) const V_MANTISSA: &str = "v_mantissa";
     pub(crate) const V_SCALE: &str = "v_scale";
     pub(crate) const V_RAW: &str = "v_raw";
+    // samples.parquet of a downsampled block: one row per series and window
+    pub(crate) const T: &str = "t";
+    pub(crate) const COUNT: &str = "count";
+    pub(crate) const SUM: &str = "sum";
+    pub(crate) const MIN: &str = "min";
+    pub(crate) const MAX: &str = "max";
+    pub(crate) const FIRST_T: &str = "first_t";
+    pub(crate) const FIRST: &str = "first";
+    pub(crate) const LAST_T: &str = "last_t";
+    pub(crate) const LAST: &str = "last";
+    pub(crate) const RESETS: &str = "resets";
+    pub(crate) const CORRECTION: &str = "correction";
+    pub(crate) const STALE_END: &str = "stale_end";
 }
 
 /// Exact powers of ten as f64 (every one up to 1e22 is representable).
@@ -103,6 +116,26 @@ pub(crate) fn samples_schema() -> SchemaRef {
         Field::new(col::V_MANTISSA, DataType::Int64, false),
         Field::new(col::V_SCALE, DataType::Int8, false),
         Field::new(col::V_RAW, DataType::Float64, true),
+    ]))
+}
+
+/// `samples.parquet` of a downsampled block (resolution > 0): one row per series
+/// and window, sorted by series then window start. Column order is the format.
+pub(crate) fn aggr_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(col::SERIES_ID, DataType::UInt32, false),
+        Field::new(col::T, DataType::Int64, false),
+        Field::new(col::COUNT, DataType::UInt32, false),
+        Field::new(col::SUM, DataType::Float64, false),
+        Field::new(col::MIN, DataType::Float64, false),
+        Field::new(col::MAX, DataType::Float64, false),
+        Field::new(col::FIRST_T, DataType::Int64, false),
+        Field::new(col::FIRST, DataType::Float64, false),
+        Field::new(col::LAST_T, DataType::Int64, false),
+        Field::new(col::LAST, DataType::Float64, false),
+        Field::new(col::RESETS, DataType::UInt32, false),
+        Field::new(col::CORRECTION, DataType::Float64, false),
+        Field::new(col::STALE_END, DataType::Boolean, false),
     ]))
 }
 

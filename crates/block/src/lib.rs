@@ -10,6 +10,7 @@
 //!         ─► BlockQuerier: prune by time ─► postings ─► row selection ─► page reads
 //! ```
 
+pub mod aggr;
 mod bucket;
 mod error;
 mod format;
@@ -26,16 +27,17 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use bucket::{BlockInfo, BlockQuerier, BlockScan, Bucket, BucketOptions};
+pub use aggr::{AggrSeries, AggrWindow};
+pub use bucket::{BlockInfo, BlockQuerier, BlockScan, Bucket, BucketOptions, merge_aggr};
 pub use error::{Error, ErrorKind, Result};
 pub use meta::{
     BlockMeta, BlockStats, Compaction, DeletionMark, FORMAT_VERSION, FileStat, MARKER_VERSION, NoCompactMark,
-    RESOLUTION_RAW,
+    RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW,
 };
 pub use paths::{BlockFile, BlockPath};
 pub use postings::Postings;
-pub use read::{BlockIndex, IndexSeries, decode_block, read_block};
+pub use read::{BlockIndex, IndexSeries, decode_aggr_block, decode_block, read_aggr_block, read_block};
 pub use store::{MeteredStore, ObjStoreConfig, StoreKind, StoreSettings, StoreStats};
-pub use write::{BlockBuilder, BlockData, BlockOrigin, EncodedBlock, upload};
+pub use write::{AggrBlockBuilder, BlockBuilder, BlockData, BlockOrigin, EncodedBlock, upload};
 
 pub use object_store::ObjectStore;

@@ -9,6 +9,10 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Raw data: samples as ingested.
 pub const RESOLUTION_RAW: i64 = 0;
+/// Downsampled to five-minute windows (ms).
+pub const RESOLUTION_5M: i64 = 300_000;
+/// Downsampled to one-hour windows (ms).
+pub const RESOLUTION_1H: i64 = 3_600_000;
 
 /// What a block holds. Written last, so its presence means the block is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +28,9 @@ pub struct BlockMeta {
     pub max_time: i64,
     pub stats: BlockStats,
     pub compaction: Compaction,
-    /// Sample resolution in ms: 0 for raw data.
+    /// Sample resolution in ms: 0 for raw data, else the window length of a
+    /// downsampled block. Absent in old files: raw.
+    #[serde(default)]
     pub resolution: i64,
 }
 
@@ -65,6 +71,11 @@ impl BlockMeta {
 
     pub fn file_size(&self, name: &str) -> Option<u64> {
         self.stats.files.iter().find(|f| f.name == name).map(|f| f.size_bytes)
+    }
+
+    /// Whether the block holds raw samples (not downsampled aggregates).
+    pub fn is_raw(&self) -> bool {
+        self.resolution == RESOLUTION_RAW
     }
 
     /// Whether the block holds data in `[start, end]` (both inclusive, as queries are).
@@ -128,5 +139,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<BlockMeta>(&s).unwrap(), m);
         assert!(m.overlaps(7_199_999, 8_000_000));
         assert!(!m.overlaps(7_200_000, 8_000_000));
+    }
+
+    #[test]
+    fn meta_json_without_resolution_is_raw() {
+        let s = r#"{"version":1,"ulid":"01JDZ3N5V0Q8M3X2Y7K4T6R9AB","tenant":"t","min_time":0,"max_time":1,
+            "stats":{"num_series":1,"num_samples":1,"files":[]},"compaction":{"level":1,"sources":[]}}"#;
+        let m: BlockMeta = serde_json::from_str(s).unwrap();
+        assert_eq!(m.resolution, RESOLUTION_RAW);
+        assert!(m.is_raw());
     }
 }

@@ -25,7 +25,9 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use roaring::RoaringBitmap;
 use std::ops::Range;
-use strata_model::{Label, Labels, Sample, Series, TimeRange};
+use strata_model::{Label, Labels, Sample, Series, TimeRange, stale_nan};
+
+use crate::aggr::{AggrSeries, AggrWindow};
 
 use crate::format::{self, col};
 use crate::meta::BlockMeta;
@@ -123,16 +125,10 @@ impl BlockIndex {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut selectors = Vec::new();
-        let mut pos = 0u64;
-        for &id in ids {
-            let s = &self.series[id as usize];
-            if s.first_row > pos {
-                selectors.push(RowSelector::skip((s.first_row - pos) as usize));
-            }
-            selectors.push(RowSelector::select(s.rows as usize));
-            pos = s.first_row + u64::from(s.rows);
+        if !self.meta.is_raw() {
+            return Err(parquet_err(&self.path, "samples.parquet", "a downsampled block: use read_aggr"));
         }
+        let selectors = row_selectors(&self.series, ids);
         let key = self.path.file(BlockFile::Samples);
         let size = self.meta.file_size(BlockFile::Samples.name()).unwrap_or_default();
         let reader = ObjectReader { store, key, size };
@@ -149,6 +145,128 @@ impl BlockIndex {
         let spans: Vec<&IndexSeries> = ids.iter().map(|&i| &self.series[i as usize]).collect();
         decode_samples(&self.path, &batches, &spans, range, 0)
     }
+}
+
+impl BlockIndex {
+    /// Reads the windows of `ids` (ascending) of a downsampled block that overlap
+    /// `range` (`t + resolution > range.start` and `t <= range.end`), fetching only
+    /// the pages that hold their rows. Errors on a raw block.
+    pub async fn read_aggr(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        ids: &[u32],
+        range: TimeRange,
+    ) -> Result<Vec<AggrSeries>> {
+        if self.meta.is_raw() {
+            return Err(parquet_err(&self.path, "samples.parquet", "a raw block has no aggregates"));
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.path.file(BlockFile::Samples);
+        let size = self.meta.file_size(BlockFile::Samples.name()).unwrap_or_default();
+        let reader = ObjectReader { store, key, size };
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone());
+        let mask = ProjectionMask::roots(builder.parquet_schema(), 1..AGGR_COLUMNS);
+        let stream = builder
+            .with_projection(mask)
+            .with_row_selection(RowSelection::from(row_selectors(&self.series, ids)))
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| read_failed(&self.path, "samples.parquet", e))?;
+        let batches: Vec<RecordBatch> =
+            stream.try_collect().await.map_err(|e| read_failed(&self.path, "samples.parquet", e))?;
+        let spans: Vec<&IndexSeries> = ids.iter().map(|&i| &self.series[i as usize]).collect();
+        decode_aggr(&self.path, &batches, &spans, self.meta.resolution, range, 0)
+    }
+}
+
+/// Columns of a downsampled block's `samples.parquet` (`series_id` first).
+const AGGR_COLUMNS: usize = 13;
+
+/// Skips and selects covering exactly the rows of `ids` (ascending).
+fn row_selectors(series: &[IndexSeries], ids: &[u32]) -> Vec<RowSelector> {
+    let mut selectors = Vec::new();
+    let mut pos = 0u64;
+    for &id in ids {
+        let s = &series[id as usize];
+        if s.first_row > pos {
+            selectors.push(RowSelector::skip((s.first_row - pos) as usize));
+        }
+        selectors.push(RowSelector::select(s.rows as usize));
+        pos = s.first_row + u64::from(s.rows);
+    }
+    selectors
+}
+
+/// Turns projected window batches (the aggregate columns after `series_id`, from
+/// index `col0`) holding the rows of `spans`, in order, into series.
+fn decode_aggr(
+    path: &BlockPath,
+    batches: &[RecordBatch],
+    spans: &[&IndexSeries],
+    resolution: i64,
+    range: TimeRange,
+    col0: usize,
+) -> Result<Vec<AggrSeries>> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let want: u64 = spans.iter().map(|s| u64::from(s.rows)).sum();
+    if total as u64 != want {
+        return Err(parquet_err(path, "samples.parquet", format!("expected {want} rows, read {total}")));
+    }
+    let mut out: Vec<AggrSeries> = Vec::with_capacity(spans.len());
+    let mut span_i = 0;
+    let mut k = 0u32;
+    let mut cur: Vec<AggrWindow> = Vec::new();
+    for b in batches {
+        let i64c = |i: usize, name: &str| {
+            b.column(col0 + i).as_primitive_opt::<Int64Type>().ok_or_else(|| parquet_err(path, name, "type"))
+        };
+        let f64c = |i: usize, name: &str| {
+            b.column(col0 + i).as_primitive_opt::<Float64Type>().ok_or_else(|| parquet_err(path, name, "type"))
+        };
+        let u32c = |i: usize, name: &str| {
+            b.column(col0 + i).as_primitive_opt::<UInt32Type>().ok_or_else(|| parquet_err(path, name, "type"))
+        };
+        let (t, count, sum, min, max) =
+            (i64c(0, col::T)?, u32c(1, col::COUNT)?, f64c(2, col::SUM)?, f64c(3, col::MIN)?, f64c(4, col::MAX)?);
+        let (first_t, first, last_t, last) =
+            (i64c(5, col::FIRST_T)?, f64c(6, col::FIRST)?, i64c(7, col::LAST_T)?, f64c(8, col::LAST)?);
+        let (resets, correction) = (u32c(9, col::RESETS)?, f64c(10, col::CORRECTION)?);
+        let stale = b.column(col0 + 11).as_boolean_opt().ok_or_else(|| parquet_err(path, col::STALE_END, "type"))?;
+        for r in 0..b.num_rows() {
+            while k == spans[span_i].rows {
+                out.push(AggrSeries { labels: spans[span_i].labels.clone(), windows: std::mem::take(&mut cur) });
+                span_i += 1;
+                k = 0;
+            }
+            k += 1;
+            let wt = t.value(r);
+            if wt.saturating_add(resolution) <= range.start || wt > range.end {
+                continue;
+            }
+            cur.push(AggrWindow {
+                t: wt,
+                count: count.value(r),
+                sum: sum.value(r),
+                min: min.value(r),
+                max: max.value(r),
+                first_t: first_t.value(r),
+                first: first.value(r),
+                last_t: last_t.value(r),
+                last: last.value(r),
+                resets: resets.value(r),
+                correction: correction.value(r),
+                stale_end: stale.value(r),
+            });
+        }
+    }
+    while span_i < spans.len() {
+        out.push(AggrSeries { labels: spans[span_i].labels.clone(), windows: std::mem::take(&mut cur) });
+        span_i += 1;
+    }
+    out.retain(|s| !s.windows.is_empty());
+    Ok(out)
 }
 
 /// Byte-range reads of one object for the Parquet reader.
@@ -329,15 +447,58 @@ fn decode_samples(
 }
 
 /// Reads a whole block from memory (compaction, verification, tests).
+///
+/// A downsampled block (its `samples.parquet` has the aggregate schema) decodes
+/// to one sample per window: at the window start, the window's average
+/// (`sum / count`), or the stale marker for a window of stale markers only. So
+/// counts match `meta.json` either way; [`decode_aggr_block`] gives the aggregates.
 pub fn decode_block(path: &BlockPath, series: Bytes, samples: Bytes) -> Result<Vec<Series>> {
     let (index, _, _) = decode_series_table(path, series)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(samples)
-        .and_then(|b| b.with_batch_size(64 * 1024).build())
-        .map_err(|e| parquet_err(path, "samples.parquet", e))?;
+    let (batches, aggr) = decode_all(path, samples)?;
+    let spans: Vec<&IndexSeries> = index.iter().collect();
+    if !aggr {
+        return decode_samples(path, &batches, &spans, TimeRange::all(), 1);
+    }
+    let step = index.iter().map(|s| s.t_step).find(|&s| s > 0).unwrap_or(1);
+    let windows = decode_aggr(path, &batches, &spans, step, TimeRange::all(), 1)?;
+    Ok(windows
+        .into_iter()
+        .map(|s| Series {
+            labels: s.labels,
+            samples: s
+                .windows
+                .iter()
+                .map(|w| Sample::new(w.t, if w.count == 0 { stale_nan() } else { w.sum / f64::from(w.count) }))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Every batch of a `samples.parquet`, and whether it has the aggregate schema.
+fn decode_all(path: &BlockPath, samples: Bytes) -> Result<(Vec<RecordBatch>, bool)> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(samples).map_err(|e| parquet_err(path, "samples.parquet", e))?;
+    let schema = builder.schema().clone();
+    let aggr = schema.fields().len() == AGGR_COLUMNS && schema.field(1).name() == col::T;
+    if !aggr && schema.fields().len() != format::samples_schema().fields().len() {
+        return Err(parquet_err(path, "samples.parquet", "neither the raw nor the aggregate schema"));
+    }
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| parquet_err(path, "samples.parquet", e))?;
     let batches: Vec<RecordBatch> =
         reader.collect::<Result<_, _>>().map_err(|e| parquet_err(path, "samples.parquet", e))?;
+    Ok((batches, aggr))
+}
+
+/// Reads a whole downsampled block from memory. Errors on a raw block.
+pub fn decode_aggr_block(path: &BlockPath, series: Bytes, samples: Bytes) -> Result<Vec<AggrSeries>> {
+    let (index, _, _) = decode_series_table(path, series)?;
+    let (batches, aggr) = decode_all(path, samples)?;
+    if !aggr {
+        return Err(parquet_err(path, "samples.parquet", "a raw block has no aggregates"));
+    }
     let spans: Vec<&IndexSeries> = index.iter().collect();
-    decode_samples(path, &batches, &spans, TimeRange::all(), 1)
+    let step = index.iter().map(|s| s.t_step).find(|&s| s > 0).unwrap_or(1);
+    decode_aggr(path, &batches, &spans, step, TimeRange::all(), 1)
 }
 
 /// Downloads and decodes a whole block.
@@ -352,4 +513,20 @@ pub async fn read_block(store: &dyn ObjectStore, path: &BlockPath) -> Result<Vec
     let samples = files.pop().expect("two files");
     let series = files.pop().expect("two files");
     tokio::task::spawn_blocking(move || decode_block(&p, series, samples)).await.map_err(|e| Error::corrupt(path, e))?
+}
+
+/// Downloads and decodes a whole downsampled block.
+pub async fn read_aggr_block(store: &dyn ObjectStore, path: &BlockPath) -> Result<Vec<AggrSeries>> {
+    let mut files = Vec::new();
+    for f in BlockFile::DATA {
+        let key = path.file(f);
+        let r = store.get(&key).await.map_err(|e| Error::store("get", &key, e))?;
+        files.push(r.bytes().await.map_err(|e| Error::store("get", &key, e))?);
+    }
+    let p = path.clone();
+    let samples = files.pop().expect("two files");
+    let series = files.pop().expect("two files");
+    tokio::task::spawn_blocking(move || decode_aggr_block(&p, series, samples))
+        .await
+        .map_err(|e| Error::corrupt(path, e))?
 }

@@ -26,10 +26,10 @@ pub(crate) const BATCH_SERIES: usize = 8 * 1024;
 /// Rows per row group of `samples.parquet`. The writer holds a row group's pages in
 /// memory until it closes (heaptrack: ~9 MiB for 1M-row groups); at 256K rows the
 /// flush peaked ~10 MiB lower with the same bytes per sample.
-const ROW_GROUP_ROWS: usize = 256 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per data page: small pages let a one-series read fetch little.
-const PAGE_ROWS: usize = 8 * 1024;
-const ZSTD_LEVEL: i32 = 9;
+pub(crate) const PAGE_ROWS: usize = 8 * 1024;
+pub(crate) const ZSTD_LEVEL: i32 = 9;
 
 /// A block encoded and ready to upload: the series table in memory, the samples
 /// in memory or spooled to a temporary file (deleted when this is dropped).
@@ -60,9 +60,19 @@ impl BlockData {
 }
 
 /// Where `samples.parquet` is written while a block is built.
-enum Sink {
+pub(crate) enum Sink {
     Memory(Vec<u8>),
     File(std::io::BufWriter<tempfile::NamedTempFile>),
+}
+
+impl Sink {
+    /// A temporary file in `dir` (created if missing), deleted unless uploaded.
+    pub(crate) fn spool(dir: &std::path::Path) -> Result<Sink> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::corrupt(dir.display(), format!("spool dir: {e}")))?;
+        let f = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::corrupt(dir.display(), format!("spool file: {e}")))?;
+        Ok(Sink::File(std::io::BufWriter::with_capacity(1 << 20, f)))
+    }
 }
 
 impl std::io::Write for Sink {
@@ -110,16 +120,7 @@ impl BlockOrigin {
 /// the async workers.
 pub struct BlockBuilder {
     tenant: String,
-    // series.parquet columns, buffered up to BATCH_SERIES
-    series: ArrowWriter<Vec<u8>>,
-    series_rows: u32,
-    labels: MapBuilder<StringBuilder, StringBuilder>,
-    s_min: Vec<i64>,
-    s_max: Vec<i64>,
-    s_first: Vec<u64>,
-    s_rows: Vec<u32>,
-    s_start: Vec<i64>,
-    s_step: Vec<i64>,
+    series: SeriesTable,
     // samples.parquet columns, buffered up to BATCH_ROWS
     sid: Vec<u32>,
     t_res: Vec<i64>,
@@ -130,7 +131,6 @@ pub struct BlockBuilder {
     rows: u64,
     min_t: i64,
     max_t: i64,
-    last_labels: Option<Labels>,
     scratch: Vec<i64>,
     ts: Vec<i64>,
     /// Each value's own smallest decimal form, per series (reused buffer).
@@ -143,7 +143,7 @@ impl std::fmt::Debug for BlockBuilder {
     }
 }
 
-fn props(samples: bool) -> WriterProperties {
+pub(crate) fn props(samples: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level")))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -180,29 +180,15 @@ impl BlockBuilder {
     /// A builder that spools `samples.parquet` to a temporary file in `dir`, so a
     /// large block costs little memory (the file is streamed by [`upload`]).
     pub fn spooled(tenant: &str, dir: &std::path::Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::corrupt(dir.display(), format!("spool dir: {e}")))?;
-        let f = tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| Error::corrupt(dir.display(), format!("spool file: {e}")))?;
-        Self::with_sink(tenant, Sink::File(std::io::BufWriter::with_capacity(1 << 20, f)))
+        Self::with_sink(tenant, Sink::spool(dir)?)
     }
 
     fn with_sink(tenant: &str, sink: Sink) -> Result<Self> {
         let samples = ArrowWriter::try_new(sink, format::samples_schema(), Some(props(true)))
             .map_err(|e| Error::corrupt("new block", e))?;
-        let series = ArrowWriter::try_new(Vec::new(), format::series_schema(), Some(props(false)))
-            .map_err(|e| Error::corrupt("new block", e))?;
-        let names = MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
         Ok(BlockBuilder {
             tenant: tenant.to_string(),
-            series,
-            series_rows: 0,
-            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
-            s_min: Vec::new(),
-            s_max: Vec::new(),
-            s_first: Vec::new(),
-            s_rows: Vec::new(),
-            s_start: Vec::new(),
-            s_step: Vec::new(),
+            series: SeriesTable::new()?,
             sid: Vec::new(),
             t_res: Vec::new(),
             mant: Vec::new(),
@@ -212,7 +198,6 @@ impl BlockBuilder {
             rows: 0,
             min_t: i64::MAX,
             max_t: i64::MIN,
-            last_labels: None,
             scratch: Vec::new(),
             ts: Vec::new(),
             enc: Vec::new(),
@@ -220,7 +205,7 @@ impl BlockBuilder {
     }
 
     pub fn num_series(&self) -> usize {
-        self.series_rows as usize + self.s_min.len()
+        self.series.len()
     }
 
     pub fn num_samples(&self) -> u64 {
@@ -232,28 +217,16 @@ impl BlockBuilder {
         if samples.is_empty() {
             return Ok(());
         }
-        if self.last_labels.as_ref().is_some_and(|l| l >= labels) {
-            return Err(Error::corrupt("new block", format!("series {labels} out of label order")));
-        }
+        self.series.check_order(labels)?;
         if samples.windows(2).any(|w| w[0].t >= w[1].t) {
             return Err(Error::corrupt("new block", format!("series {labels}: samples not strictly increasing")));
         }
-        let id = self.series_rows + self.s_min.len() as u32;
-        for l in labels.iter() {
-            self.labels.keys().append_value(&*l.name);
-            self.labels.values().append_value(&*l.value);
-        }
-        self.labels.append(true).map_err(|e| Error::corrupt("new block", e))?;
         self.ts.clear();
         self.ts.extend(samples.iter().map(|s| s.t));
         let step = format::grid_step(&self.ts, &mut self.scratch);
         let start = samples[0].t;
-        self.s_min.push(start);
-        self.s_max.push(samples[samples.len() - 1].t);
-        self.s_first.push(self.rows);
-        self.s_rows.push(samples.len() as u32);
-        self.s_start.push(start);
-        self.s_step.push(step);
+        let id =
+            self.series.push(labels, start, samples[samples.len() - 1].t, self.rows, samples.len() as u32, step)?;
         // One scale for the series: the largest any of its values needs. A value
         // with no decimal form at its own scale has none at a larger one either.
         let mut encs = std::mem::take(&mut self.enc);
@@ -287,33 +260,6 @@ impl BlockBuilder {
         self.rows += samples.len() as u64;
         self.min_t = self.min_t.min(start);
         self.max_t = self.max_t.max(samples[samples.len() - 1].t);
-        self.last_labels = Some(labels.clone());
-        if self.s_min.len() >= BATCH_SERIES {
-            self.flush_series()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the buffered series rows to the series table.
-    fn flush_series(&mut self) -> Result<()> {
-        let n = self.s_min.len() as u32;
-        if n == 0 {
-            return Ok(());
-        }
-        let first = self.series_rows;
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from_iter_values(first..first + n)),
-            Arc::new(self.labels.finish()),
-            Arc::new(Int64Array::from(std::mem::take(&mut self.s_min))),
-            Arc::new(Int64Array::from(std::mem::take(&mut self.s_max))),
-            Arc::new(UInt64Array::from(std::mem::take(&mut self.s_first))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.s_rows))),
-            Arc::new(Int64Array::from(std::mem::take(&mut self.s_start))),
-            Arc::new(Int64Array::from(std::mem::take(&mut self.s_step))),
-        ];
-        let batch = RecordBatch::try_new(format::series_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
-        self.series.write(&batch).map_err(|e| Error::corrupt("new block", e))?;
-        self.series_rows += n;
         Ok(())
     }
 
@@ -338,8 +284,126 @@ impl BlockBuilder {
             return Ok(None);
         }
         self.flush_batch()?;
-        self.flush_series()?;
-        let (samples, samples_len) = match self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))? {
+        let sink = self.samples.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        finish_block(self.tenant, self.series, sink, self.rows, (self.min_t, self.max_t), origin).map(Some)
+    }
+}
+
+/// The series table of a block being built: rows buffered up to [`BATCH_SERIES`].
+pub(crate) struct SeriesTable {
+    writer: ArrowWriter<Vec<u8>>,
+    written: u32,
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    s_min: Vec<i64>,
+    s_max: Vec<i64>,
+    s_first: Vec<u64>,
+    s_rows: Vec<u32>,
+    s_start: Vec<i64>,
+    s_step: Vec<i64>,
+    last_labels: Option<Labels>,
+}
+
+impl SeriesTable {
+    pub(crate) fn new() -> Result<Self> {
+        let writer = ArrowWriter::try_new(Vec::new(), format::series_schema(), Some(props(false)))
+            .map_err(|e| Error::corrupt("new block", e))?;
+        let names = MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() };
+        Ok(SeriesTable {
+            writer,
+            written: 0,
+            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            s_min: Vec::new(),
+            s_max: Vec::new(),
+            s_first: Vec::new(),
+            s_rows: Vec::new(),
+            s_start: Vec::new(),
+            s_step: Vec::new(),
+            last_labels: None,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.written as usize + self.s_min.len()
+    }
+
+    /// Errors unless `labels` sorts after the last series added.
+    pub(crate) fn check_order(&self, labels: &Labels) -> Result<()> {
+        if self.last_labels.as_ref().is_some_and(|l| l >= labels) {
+            return Err(Error::corrupt("new block", format!("series {labels} out of label order")));
+        }
+        Ok(())
+    }
+
+    /// Adds a row (the grid origin is `min`); returns its series id.
+    pub(crate) fn push(
+        &mut self,
+        labels: &Labels,
+        min: i64,
+        max: i64,
+        first_row: u64,
+        rows: u32,
+        step: i64,
+    ) -> Result<u32> {
+        let id = self.len() as u32;
+        for l in labels.iter() {
+            self.labels.keys().append_value(&*l.name);
+            self.labels.values().append_value(&*l.value);
+        }
+        self.labels.append(true).map_err(|e| Error::corrupt("new block", e))?;
+        self.s_min.push(min);
+        self.s_max.push(max);
+        self.s_first.push(first_row);
+        self.s_rows.push(rows);
+        self.s_start.push(min);
+        self.s_step.push(step);
+        self.last_labels = Some(labels.clone());
+        if self.s_min.len() >= BATCH_SERIES {
+            self.flush()?;
+        }
+        Ok(id)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let n = self.s_min.len() as u32;
+        if n == 0 {
+            return Ok(());
+        }
+        let first = self.written;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(first..first + n)),
+            Arc::new(self.labels.finish()),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_min))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_max))),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.s_first))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.s_rows))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_start))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.s_step))),
+        ];
+        let batch = RecordBatch::try_new(format::series_schema(), cols).map_err(|e| Error::corrupt("new block", e))?;
+        self.writer.write(&batch).map_err(|e| Error::corrupt("new block", e))?;
+        self.written += n;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Vec<u8>, u32)> {
+        self.flush()?;
+        let n = self.written;
+        Ok((self.writer.into_inner().map_err(|e| Error::corrupt("new block", e))?, n))
+    }
+}
+
+/// Closes the files of a block and writes its `meta.json` document. `times` are
+/// the smallest and largest timestamps held (inclusive).
+pub(crate) fn finish_block(
+    tenant: String,
+    series: SeriesTable,
+    sink: Sink,
+    rows: u64,
+    times: (i64, i64),
+    origin: BlockOrigin,
+) -> Result<EncodedBlock> {
+    {
+        let (samples, samples_len) = match sink {
             Sink::Memory(v) => {
                 let n = v.len() as u64;
                 (BlockData::Memory(v.into()), n)
@@ -351,19 +415,18 @@ impl BlockBuilder {
                 (BlockData::File(f.into_temp_path()), n)
             }
         };
-        let n = self.series_rows;
-        let series = self.series.into_inner().map_err(|e| Error::corrupt("new block", e))?;
+        let (series, n) = series.finish()?;
         let ulid = Ulid::new();
         let sources = if origin.sources.is_empty() { vec![ulid] } else { origin.sources };
         let meta = BlockMeta {
             version: FORMAT_VERSION,
             ulid,
-            tenant: self.tenant,
-            min_time: self.min_t,
-            max_time: self.max_t + 1,
+            tenant,
+            min_time: times.0,
+            max_time: times.1 + 1,
             stats: BlockStats {
-                num_series: n as u64,
-                num_samples: self.rows,
+                num_series: u64::from(n),
+                num_samples: rows,
                 files: vec![
                     FileStat { name: BlockFile::Series.name().into(), size_bytes: series.len() as u64 },
                     FileStat { name: BlockFile::Samples.name().into(), size_bytes: samples_len },
@@ -377,7 +440,7 @@ impl BlockBuilder {
             },
             resolution: origin.resolution,
         };
-        Ok(Some(EncodedBlock { meta, series: series.into(), samples }))
+        Ok(EncodedBlock { meta, series: series.into(), samples })
     }
 }
 
@@ -433,3 +496,6 @@ pub async fn upload(store: &dyn ObjectStore, block: &EncodedBlock) -> Result<Blo
     store.put(&key, PutPayload::from(meta)).await.map_err(|e| Error::store("put", &key, e))?;
     Ok(path)
 }
+
+mod aggr;
+pub use aggr::AggrBlockBuilder;
