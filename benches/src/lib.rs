@@ -14,11 +14,15 @@
 //!          ├─ dashboard queries × reps (median latency)
 //!          └─ stop by PID (SIGTERM, then SIGKILL) ─ du data dir
 //!        report ─► table (ratios to VictoriaMetrics), report.json, ratios.svg
+//!  ha:   the same workload as an HA pair writes it (two replicas, `ha` module):
+//!        tracker and VictoriaMetrics dedup on the doubled stream, query-time dedup
+//!        against one replica ─► table, ha-report.json
 //! ```
 
 mod progress;
 mod rng;
 
+pub mod ha;
 pub mod replay;
 pub mod report;
 pub mod run;

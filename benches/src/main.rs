@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use strata_benches::ha::{self, HaOptions};
 use strata_benches::replay::{self, ReplayOptions};
 use strata_benches::report;
 use strata_benches::run::{self, RunOptions, TargetKind, TargetSpec};
@@ -57,6 +58,36 @@ enum Cmd {
         #[arg(long)]
         work_dir: Option<PathBuf>,
         /// Requests in flight during the replay.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Repetitions of each dashboard query (median reported).
+        #[arg(long, default_value_t = 5)]
+        query_reps: usize,
+        /// Keep the targets' data dirs.
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// HA Prometheus pairs: the workload written by two replicas; the HA tracker and
+    /// VictoriaMetrics' dedup on the doubled stream, query-time dedup against one replica.
+    Ha {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// The strata binary (default: <workspace>/target/release/strata).
+        #[arg(long)]
+        strata_bin: Option<PathBuf>,
+        /// The VictoriaMetrics binary (its setups are skipped when it is missing).
+        #[arg(long, default_value = "/usr/bin/victoria-metrics")]
+        vm_bin: PathBuf,
+        /// The pair's `cluster` label value.
+        #[arg(long, default_value = "c1")]
+        cluster: String,
+        /// Output directory for the report and server logs.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+        /// Where the targets' temporary data dirs go (default: the system temp dir).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Requests in flight per replica (the doubled stream has twice as many).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// Repetitions of each dashboard query (median reported).
@@ -175,7 +206,7 @@ fn main() -> Result<()> {
                     TargetKind::VictoriaMetrics => vm_bin.clone(),
                     TargetKind::Prometheus => prometheus_bin.clone(),
                 };
-                specs.push(TargetSpec { kind, bin });
+                specs.push(TargetSpec::new(kind, bin));
             }
             // VictoriaMetrics first: it is the baseline of the ratios.
             specs.sort_by_key(|s| TargetKind::ALL.iter().position(|k| *k == s.kind));
@@ -189,6 +220,7 @@ fn main() -> Result<()> {
                 keep_data,
                 progress: !w.no_progress,
                 ready_timeout: Duration::from_secs(120),
+                settle: run::SETTLE,
             };
             let rep = run::run(&dir, &m, &opts)?;
             println!("{}", report::table(&rep));
@@ -197,6 +229,32 @@ fn main() -> Result<()> {
             println!("wrote {} and {}", json.display(), svg.display());
             if !rep.ok() {
                 bail!("benchmark check FAILED (see mismatches above)");
+            }
+        }
+        Cmd::Ha { workload: w, strata_bin, vm_bin, cluster, out, work_dir, concurrency, query_reps, keep_data } => {
+            if concurrency == 0 {
+                bail!("--concurrency must be > 0");
+            }
+            let (dir, m) = w.load()?;
+            let opts = HaOptions {
+                strata_bin: strata_bin.unwrap_or_else(|| TargetKind::Strata.default_binary(&workspace_root())),
+                vm_bin,
+                cluster,
+                concurrency,
+                query_reps,
+                out_dir: out.clone(),
+                work_dir: work_dir.unwrap_or_else(std::env::temp_dir),
+                keep_data,
+                progress: !w.no_progress,
+                ready_timeout: Duration::from_secs(120),
+                settle: run::SETTLE,
+            };
+            let rep = ha::run_ha(&dir, &m, &opts)?;
+            println!("{}", ha::table(&rep));
+            let json = ha::write_json(&rep, &out)?;
+            println!("wrote {}", json.display());
+            if !rep.ok() {
+                bail!("HA benchmark check FAILED (see mismatches above)");
             }
         }
     }

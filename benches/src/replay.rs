@@ -99,6 +99,9 @@ pub struct ReplayStats {
     pub latency_ms: Percentiles,
     /// Responses per HTTP status (0 = no response).
     pub status_counts: BTreeMap<u16, u64>,
+    /// Samples of the bodies answered with each HTTP status: a receiver that
+    /// deduplicates HA replicas (Strata's tracker) answers the refused ones 202.
+    pub samples_by_status: BTreeMap<u16, u64>,
     /// The first few failures, with the response body.
     pub errors: Vec<String>,
     /// The replay stopped early (the server stopped answering).
@@ -109,7 +112,7 @@ const MAX_KEPT_ERRORS: usize = 10;
 
 struct Shared {
     errors: Mutex<Vec<String>>,
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    statuses: Mutex<BTreeMap<u16, (u64, u64)>>,
     samples_accepted: AtomicU64,
     consecutive_transport_errors: AtomicU64,
     abort: AtomicBool,
@@ -180,7 +183,9 @@ pub fn replay(bodies: &[Body], opts: &ReplayOptions) -> Result<ReplayStats> {
     });
     pb.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    let statuses = shared.statuses.into_inner().unwrap_or_default();
+    let by_status = shared.statuses.into_inner().unwrap_or_default();
+    let statuses: BTreeMap<u16, u64> = by_status.iter().map(|(s, (n, _))| (*s, *n)).collect();
+    let samples_by_status: BTreeMap<u16, u64> = by_status.iter().map(|(s, (_, n))| (*s, *n)).collect();
     let ok: u64 = statuses.iter().filter(|(s, _)| (200..300).contains(*s)).map(|(_, n)| n).sum();
     let accepted = shared.samples_accepted.load(Ordering::Relaxed);
     Ok(ReplayStats {
@@ -193,6 +198,7 @@ pub fn replay(bodies: &[Body], opts: &ReplayOptions) -> Result<ReplayStats> {
         samples_per_second: accepted as f64 / wall.max(1e-9),
         latency_ms: Percentiles::of(&mut latencies),
         status_counts: statuses,
+        samples_by_status,
         errors: shared.errors.into_inner().unwrap_or_default(),
         aborted: shared.abort.load(Ordering::Relaxed),
     })
@@ -245,7 +251,9 @@ fn record(shared: &Shared, opts: &ReplayOptions, body: &Body, outcome: Result<(u
         }
     };
     if let Ok(mut m) = shared.statuses.lock() {
-        *m.entry(status).or_default() += 1;
+        let e = m.entry(status).or_default();
+        e.0 += 1;
+        e.1 += u64::from(body.samples);
     }
     if let Some(e) = err
         && let Ok(mut errs) = shared.errors.lock()

@@ -7,8 +7,8 @@
 //!             ─► stop (SIGTERM) ─► du data dir
 //! ```
 
-mod query;
-mod target;
+pub(crate) mod query;
+pub(crate) mod target;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,7 +26,7 @@ use target::{Flush, Server};
 /// How long after the flush RSS is read again: long enough for jemalloc's decay
 /// (1 s in Strata's build) and Go's scavenger to return freed memory, the same for
 /// every target.
-const SETTLE: Duration = Duration::from_secs(10);
+pub const SETTLE: Duration = Duration::from_secs(10);
 
 /// A measured figure, or why there is none (never a made-up number).
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +77,16 @@ pub struct RunOptions {
     pub progress: bool,
     /// How long a target may take to become ready.
     pub ready_timeout: Duration,
+    /// Wait between the RSS reads after the flush ([`SETTLE`]; tests use less).
+    pub settle: Duration,
+}
+
+/// One pass over the dashboard queries: a suffix for the query names (empty for the
+/// main pass) and the parameters sent with every call, e.g. `dedup=true`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuerySet {
+    pub(crate) suffix: String,
+    pub(crate) params: Vec<(String, String)>,
 }
 
 /// Everything measured on one target.
@@ -129,6 +139,9 @@ pub struct TargetResult {
     pub queries: Vec<QueryTiming>,
     /// Sum of the dashboard query medians, ms (only when all ran).
     pub query_median_sum_ms: Fig,
+    /// What the target's `/api/v1/status/ha` listed after the replay (Strata's HA
+    /// tracker elections), when it lists any.
+    pub ha_status: Option<serde_json::Value>,
     /// Anything worth reading next to the numbers.
     pub notes: Vec<String>,
 }
@@ -199,7 +212,7 @@ pub fn run(cache_dir: &std::path::Path, manifest: &Manifest, opts: &RunOptions) 
     let mut results = Vec::new();
     for spec in &opts.targets {
         let mut r = TargetResult {
-            target: spec.kind.name().to_string(),
+            target: spec.label.clone(),
             binary: spec.bin.display().to_string(),
             ..TargetResult::default()
         };
@@ -211,7 +224,7 @@ pub fn run(cache_dir: &std::path::Path, manifest: &Manifest, opts: &RunOptions) 
         }
         r.version = target::binary_version(spec);
         eprintln!("== {}", r.target);
-        match measure(spec, &bodies, manifest, &range, opts, &mut r) {
+        match measure(spec, &bodies, manifest, &range, opts, &[QuerySet::default()], &mut r) {
             Ok(()) => r.status = "ok".into(),
             Err(e) => {
                 r.status = format!("failed: {e:#}");
@@ -237,12 +250,15 @@ fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
 }
 
-fn measure(
+/// Starts `spec`, replays `bodies` into it and measures it into `r`; the counts use
+/// the first of `query_sets`' parameters, and the dashboard runs once per set.
+pub(crate) fn measure(
     spec: &TargetSpec,
     bodies: &[Body],
     manifest: &Manifest,
     range: &TimeRange,
     opts: &RunOptions,
+    query_sets: &[QuerySet],
     r: &mut TargetResult,
 ) -> Result<()> {
     let short = agent(Duration::from_secs(5));
@@ -253,10 +269,11 @@ fn measure(
         r.version = server.version_from_metrics(&short).or_else(|| target::package_version(&spec.bin));
     }
     eprintln!("  version: {}", r.version.as_deref().unwrap_or("unknown"));
-    if opts.concurrency > usize::from(manifest.params.shards) {
+    let shards = bodies.iter().map(|b| usize::from(b.shard) + 1).max().unwrap_or(0);
+    if opts.concurrency > shards {
         r.notes.push(format!(
-            "concurrency {} > {} shards: only {} requests can be in flight",
-            opts.concurrency, manifest.params.shards, manifest.params.shards
+            "concurrency {} > {shards} shards: only {shards} requests can be in flight",
+            opts.concurrency
         ));
     }
     if opts.keep_data {
@@ -299,6 +316,9 @@ fn measure(
             target::log_tail(&server.log_path, 2000)
         );
     }
+    if spec.kind == TargetKind::Strata {
+        r.ha_status = ha_status(&short, &server.base);
+    }
     r.cpu_seconds_replay = Fig::Num(cpu1 - cpu0);
     r.cpu_seconds_per_million_samples = Fig::Num((cpu1 - cpu0) / (sent as f64 / 1e6));
 
@@ -316,16 +336,17 @@ fn measure(
     let (hwm, rss) = server.memory()?;
     r.peak_rss_bytes = Fig::Num(hwm as f64);
     r.rss_bytes = Fig::Num(rss as f64);
-    std::thread::sleep(SETTLE);
+    std::thread::sleep(opts.settle);
     let (_, settled) = server.memory()?;
     r.rss_settled_bytes = Fig::Num(settled as f64);
     r.rss_bytes_per_active_series = Fig::Num(settled as f64 / manifest.active_series_at_end.max(1) as f64);
     // Correctness: the same data must come back.
-    r.series_count = match query::count_series(&long, &server.base, range) {
+    let count_params = query_sets.first().map_or(&[][..], |q| &q.params[..]);
+    r.series_count = match query::count_series(&long, &server.base, range, count_params) {
         Ok(n) => Fig::Num(n as f64),
         Err(e) => e.to_fig(),
     };
-    r.sample_count = match query::count_samples(&long, &server.base, range) {
+    r.sample_count = match query::count_samples(&long, &server.base, range, count_params) {
         Ok((n, method)) => {
             r.notes.push(format!("sample count by {method}"));
             Fig::Num(n as f64)
@@ -336,11 +357,20 @@ fn measure(
 
     // Dashboard queries.
     let hosts = manifest.params.hosts as usize;
-    for q in query::dashboard(range, hosts) {
-        let t = query::time_query(&long, &server.base, &q, range, opts.query_reps);
-        r.queries.push(t);
+    for set in query_sets {
+        for q in query::dashboard(range, hosts) {
+            let mut t = query::time_query(&long, &server.base, &q, range, opts.query_reps, &set.params);
+            if !set.suffix.is_empty() {
+                t.name = format!("{}{}", t.name, set.suffix);
+                // Result sizes fixed by the workload hold for the main pass only.
+                t.expected_results = None;
+            }
+            r.queries.push(t);
+        }
     }
-    let medians: Option<Vec<f64>> = r.queries.iter().map(|q| q.median_ms.num()).collect();
+    // The sum covers the main pass, so it compares across targets.
+    let main = query::dashboard(range, hosts).len();
+    let medians: Option<Vec<f64>> = r.queries.iter().take(main).map(|q| q.median_ms.num()).collect();
     r.query_median_sum_ms = match medians {
         Some(m) => Fig::Num(m.iter().sum()),
         None => Fig::na("n/a (not every query ran)"),
@@ -355,6 +385,18 @@ fn measure(
     }
     measure_disk(spec.kind, &server, manifest, r);
     Ok(())
+}
+
+/// The elections `GET /api/v1/status/ha` lists, `None` when it lists none (or the
+/// endpoint is missing).
+fn ha_status(agent: &ureq::Agent, base: &str) -> Option<serde_json::Value> {
+    let mut resp = agent.get(format!("{base}/api/v1/status/ha")).call().ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()?;
+    let data = v.get("data")?;
+    (data.as_array().is_some_and(|a| !a.is_empty())).then(|| data.clone())
 }
 
 fn measure_disk(kind: TargetKind, server: &Server, manifest: &Manifest, r: &mut TargetResult) {
@@ -399,7 +441,7 @@ fn measure_disk(kind: TargetKind, server: &Server, manifest: &Manifest, r: &mut 
 }
 
 /// Compares every target's counts with the workload and with each other.
-fn check(manifest: &Manifest, results: &[TargetResult]) -> Check {
+pub(crate) fn check(manifest: &Manifest, results: &[TargetResult]) -> Check {
     let mut c =
         Check { expected_series: manifest.total_series, expected_samples: manifest.real_samples, ..Check::default() };
     for r in results.iter().filter(|r| r.status == "ok") {

@@ -174,12 +174,25 @@ pub fn shift_to_end_near(manifest: &Manifest, now_ms: i64) -> i64 {
 /// Loads every body of a cached workload into memory with timestamps moved by
 /// `delta_ms`, in send order.
 pub fn load_bodies(dir: &Path, manifest: &Manifest, delta_ms: i64, progress: bool) -> Result<Vec<Body>> {
+    load_bodies_with_labels(dir, manifest, delta_ms, &[], progress)
+}
+
+/// [`load_bodies`], with the labels `extra` (sorted by name) added to every series,
+/// as a Prometheus adds its external labels. The cached bytes are not changed, so
+/// the cache key does not depend on them.
+pub fn load_bodies_with_labels(
+    dir: &Path,
+    manifest: &Manifest,
+    delta_ms: i64,
+    extra: &[(String, String)],
+    progress: bool,
+) -> Result<Vec<Body>> {
     let pb = progress::bar(progress, manifest.bodies, "load+shift");
     let mut dec = snap::raw::Decoder::new();
     let mut enc = snap::raw::Encoder::new();
     let mut out = Vec::with_capacity(manifest.bodies as usize);
     store::for_each_body(dir, |b| {
-        out.push(store::shift_body(b, delta_ms, &mut dec, &mut enc)?);
+        out.push(store::shift_body(b, delta_ms, extra, &mut dec, &mut enc)?);
         pb.inc(1);
         Ok(())
     })?;

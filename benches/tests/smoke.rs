@@ -25,7 +25,7 @@ fn tiny_workload_runs_and_counts_match() {
     let mut targets = Vec::new();
     for (kind, bin) in candidates {
         if bin.is_file() {
-            targets.push(TargetSpec { kind, bin });
+            targets.push(TargetSpec::new(kind, bin));
         } else {
             println!("smoke: skipping {}: binary {} not found", kind.name(), bin.display());
         }
@@ -47,6 +47,7 @@ fn tiny_workload_runs_and_counts_match() {
         keep_data: false,
         progress: false,
         ready_timeout: Duration::from_secs(120),
+        settle: run::SETTLE,
     };
     let report = run::run(&dir, &manifest, &opts).expect("run completes");
     println!("{}", strata_benches::report::table(&report));

@@ -127,8 +127,17 @@ impl CallError {
     }
 }
 
-/// Runs one API call against `base`.
-pub(crate) fn call(agent: &ureq::Agent, base: &str, call: &Call, range: &TimeRange) -> Result<Answer, CallError> {
+/// Extra query-string parameters sent with every call, e.g. `dedup=true`.
+pub(crate) type Params = [(String, String)];
+
+/// Runs one API call against `base`, with `params` added to its query string.
+pub(crate) fn call(
+    agent: &ureq::Agent,
+    base: &str,
+    call: &Call,
+    range: &TimeRange,
+    params: &Params,
+) -> Result<Answer, CallError> {
     let req = match call {
         Call::QueryRange { query } => agent
             .get(format!("{base}/api/v1/query_range"))
@@ -149,6 +158,7 @@ pub(crate) fn call(agent: &ureq::Agent, base: &str, call: &Call, range: &TimeRan
             .query("start", range.start())
             .query("end", range.end()),
     };
+    let req = params.iter().fold(req, |req, (k, v)| req.query(k, v));
     let mut resp = req.call().map_err(|e| CallError::Failed(anyhow::anyhow!("request: {e}")))?;
     let status = resp.status().as_u16();
     if status == 404 || status == 405 {
@@ -191,6 +201,9 @@ pub struct QueryTiming {
     pub results: Option<usize>,
     /// What a correct answer holds, when fixed by the workload.
     pub expected_results: Option<usize>,
+    /// The `data` of the last run's answer, to compare answers across setups.
+    #[serde(skip)]
+    pub answer: Option<Value>,
 }
 
 /// Runs `q` `reps` times; the median ignores nothing (the first run is cold).
@@ -200,16 +213,19 @@ pub(crate) fn time_query(
     q: &DashboardQuery,
     range: &TimeRange,
     reps: usize,
+    params: &Params,
 ) -> QueryTiming {
     let mut ms = Vec::new();
     let mut results = None;
+    let mut answer = None;
     let mut failure = None;
     for _ in 0..reps.max(1) {
         let t = Instant::now();
-        match call(agent, base, &q.call, range) {
+        match call(agent, base, &q.call, range, params) {
             Ok(a) => {
                 ms.push(t.elapsed().as_secs_f64() * 1000.0);
                 results = Some(a.results);
+                answer = Some(a.data);
             }
             Err(e) => {
                 failure = Some(e.to_fig());
@@ -222,7 +238,7 @@ pub(crate) fn time_query(
         Some(f) => f,
         None => Fig::Num(median(&mut ms)),
     };
-    QueryTiming { name: q.name.to_string(), median_ms, first_ms, results, expected_results: q.expected_results }
+    QueryTiming { name: q.name.to_string(), median_ms, first_ms, results, expected_results: q.expected_results, answer }
 }
 
 pub(crate) fn median(v: &mut [f64]) -> f64 {
@@ -235,8 +251,13 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Distinct series with a sample in the range (`/api/v1/series`, all names).
-pub(crate) fn count_series(agent: &ureq::Agent, base: &str, range: &TimeRange) -> Result<u64, CallError> {
-    let a = call(agent, base, &Call::Series { matcher: "{__name__=~\".+\"}".into() }, range)?;
+pub(crate) fn count_series(
+    agent: &ureq::Agent,
+    base: &str,
+    range: &TimeRange,
+    params: &Params,
+) -> Result<u64, CallError> {
+    let a = call(agent, base, &Call::Series { matcher: "{__name__=~\".+\"}".into() }, range, params)?;
     Ok(a.results as u64)
 }
 
@@ -248,26 +269,33 @@ pub(crate) fn count_samples(
     agent: &ureq::Agent,
     base: &str,
     range: &TimeRange,
+    params: &Params,
 ) -> Result<(u64, &'static str), CallError> {
     let all = format!("sum(count_over_time({{__name__=~\".+\"}}[{}s]))", range.span_s());
-    match instant_number(agent, base, &all, range) {
+    match instant_number(agent, base, &all, range, params) {
         Ok(n) => return Ok((n, "one query")),
         Err(CallError::NotSupported(s)) => return Err(CallError::NotSupported(s)),
         Err(CallError::Failed(_)) => {}
     }
-    let names = call(agent, base, &Call::LabelValues { label: "__name__".into() }, range)?;
+    let names = call(agent, base, &Call::LabelValues { label: "__name__".into() }, range, params)?;
     let mut total = 0;
     for name in names.data.as_array().into_iter().flatten() {
         let name = name.as_str().ok_or_else(|| CallError::Failed(anyhow::anyhow!("bad metric name {name}")))?;
         let q = format!("sum(count_over_time({{__name__=\"{name}\"}}[{}s]))", range.span_s());
-        total += instant_number(agent, base, &q, range)?;
+        total += instant_number(agent, base, &q, range, params)?;
     }
     Ok((total, "one query per metric name"))
 }
 
 /// The single value of an instant query (0 when the result is empty).
-fn instant_number(agent: &ureq::Agent, base: &str, query: &str, range: &TimeRange) -> Result<u64, CallError> {
-    let a = call(agent, base, &Call::Query { query: query.to_string() }, range)?;
+fn instant_number(
+    agent: &ureq::Agent,
+    base: &str,
+    query: &str,
+    range: &TimeRange,
+    params: &Params,
+) -> Result<u64, CallError> {
+    let a = call(agent, base, &Call::Query { query: query.to_string() }, range, params)?;
     let Some(value) = a.data["result"].get(0).map(|r| &r["value"][1]) else {
         return Ok(0);
     };

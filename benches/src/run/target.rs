@@ -62,13 +62,28 @@ impl TargetKind {
     }
 }
 
-/// A database to benchmark: its kind and binary.
+/// A database to benchmark: its kind and binary, and how this run sets it up.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSpec {
     /// Which database.
     pub kind: TargetKind,
     /// Its executable.
     pub bin: PathBuf,
+    /// Name in reports and of the log file (the kind's name unless one kind runs in
+    /// several setups, e.g. `strata-tracker`).
+    pub label: String,
+    /// Command-line arguments after the harness's own; `{dir}` stands for the
+    /// target's temporary directory (where `files` are written).
+    pub args: Vec<String>,
+    /// Files written into the temporary directory before the start: (name, content).
+    pub files: Vec<(String, String)>,
+}
+
+impl TargetSpec {
+    /// `kind` run from `bin` with the harness's default setup.
+    pub fn new(kind: TargetKind, bin: PathBuf) -> Self {
+        Self { kind, bin, label: kind.name().to_string(), args: Vec::new(), files: Vec::new() }
+    }
 }
 
 /// Outcome of asking a target to persist its in-memory data.
@@ -141,11 +156,14 @@ impl Server {
         std::fs::create_dir_all(work_dir)?;
         std::fs::create_dir_all(log_dir)?;
         let root = tempfile::Builder::new()
-            .prefix(&format!("strata-bench-{}-", spec.kind.name()))
+            .prefix(&format!("strata-bench-{}-", spec.label))
             .tempdir_in(work_dir)
             .with_context(|| format!("temp dir in {}", work_dir.display()))?;
         let data_dir = root.path().join("data");
         std::fs::create_dir_all(&data_dir)?;
+        for (name, content) in &spec.files {
+            std::fs::write(root.path().join(name), content)?;
+        }
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(&spec.bin);
@@ -180,7 +198,9 @@ impl Server {
                     .arg("--query.timeout=10m");
             }
         }
-        let log_path = log_dir.join(format!("{}.log", spec.kind.name()));
+        let dir = root.path().display().to_string();
+        cmd.args(spec.args.iter().map(|a| a.replace("{dir}", &dir)));
+        let log_path = log_dir.join(format!("{}.log", spec.label));
         let log = if attempt == 0 { File::create(&log_path)? } else { File::options().append(true).open(&log_path)? };
         cmd.stdin(Stdio::null()).stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log));
         let child = cmd.spawn().with_context(|| format!("spawn {}", spec.bin.display()))?;

@@ -100,18 +100,20 @@ pub(crate) fn for_each_body(dir: &Path, mut f: impl FnMut(Body) -> Result<()>) -
     }
 }
 
-/// Returns `body` with every timestamp moved by `delta_ms` (re-compressed), and checks
-/// the body holds what its record header says.
+/// Returns `body` with every timestamp moved by `delta_ms` and the labels `extra`
+/// added to every series (re-compressed), and checks the body holds what its record
+/// header says.
 pub(crate) fn shift_body(
     body: Body,
     delta_ms: i64,
+    extra: &[(String, String)],
     dec: &mut snap::raw::Decoder,
     enc: &mut snap::raw::Encoder,
 ) -> Result<Body> {
     // Our own generated bodies, read back for checks: no untrusted size to cap.
     #[allow(clippy::disallowed_methods)]
     let raw = dec.decompress_vec(&body.data).context("snappy body")?;
-    let (shifted, stats) = wire::shift_timestamps(&raw, delta_ms)?;
+    let (shifted, stats) = wire::shift_timestamps(&raw, delta_ms, extra)?;
     if stats.samples != u64::from(body.samples)
         || stats.min_ts != body.min_ts + delta_ms
         || stats.max_ts != body.max_ts + delta_ms

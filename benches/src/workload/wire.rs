@@ -146,10 +146,27 @@ pub(crate) struct BodyStats {
     pub(crate) max_ts: i64,
 }
 
+/// The name of an encoded `Label` message (field 1).
+fn label_name(label: &[u8]) -> Result<&[u8]> {
+    let mut r = Reader::new(label);
+    while !r.done() {
+        let (num, wire, _, payload) = r.field()?;
+        if num == 1 && wire == WIRE_LEN {
+            return Ok(payload);
+        }
+    }
+    Ok(b"")
+}
+
 /// Re-encodes an uncompressed `WriteRequest` with every sample timestamp moved by
-/// `delta_ms`; all other fields are copied verbatim. (Histogram and exemplar
-/// timestamps are not moved: the generator emits neither.)
-pub(crate) fn shift_timestamps(body: &[u8], delta_ms: i64) -> Result<(Vec<u8>, BodyStats)> {
+/// `delta_ms` and the labels `extra` added to every series (in name order, replacing
+/// a label of the same name, as Prometheus adds its external labels); all other
+/// fields are copied verbatim. `extra` must be sorted by name. (Histogram and
+/// exemplar timestamps are not moved: the generator emits neither.)
+pub(crate) fn shift_timestamps(body: &[u8], delta_ms: i64, extra: &[(String, String)]) -> Result<(Vec<u8>, BodyStats)> {
+    ensure!(extra.windows(2).all(|w| w[0].0 < w[1].0), "extra labels must be sorted by name and unique");
+    let extra_pb: Vec<(&[u8], Vec<u8>)> =
+        extra.iter().map(|(n, v)| (n.as_bytes(), encode_labels(&[(n.clone(), v.clone())]))).collect();
     let mut out = Vec::with_capacity(body.len() + 64);
     let mut stats = BodyStats { samples: 0, min_ts: i64::MAX, max_ts: i64::MIN };
     let mut series = Vec::new();
@@ -161,9 +178,28 @@ pub(crate) fn shift_timestamps(body: &[u8], delta_ms: i64) -> Result<(Vec<u8>, B
             continue;
         }
         series.clear();
+        // Extra labels not yet written into this series.
+        let mut pending = extra_pb.iter().peekable();
         let mut ts_reader = Reader::new(payload);
         while !ts_reader.done() {
             let (num, wire, raw, payload) = ts_reader.field()?;
+            if num == 1 && wire == WIRE_LEN && !extra_pb.is_empty() {
+                let name = label_name(payload)?;
+                while let Some((n, pb)) = pending.next_if(|(n, _)| *n <= name) {
+                    series.extend_from_slice(pb);
+                    if *n == name {
+                        // Replaced by the extra label of the same name.
+                        break;
+                    }
+                }
+                if !extra_pb.iter().any(|(n, _)| *n == name) {
+                    series.extend_from_slice(raw);
+                }
+                continue;
+            }
+            for (_, pb) in pending.by_ref() {
+                series.extend_from_slice(pb);
+            }
             if num != 2 || wire != WIRE_LEN {
                 series.extend_from_slice(raw);
                 continue;
@@ -183,6 +219,9 @@ pub(crate) fn shift_timestamps(body: &[u8], delta_ms: i64) -> Result<(Vec<u8>, B
             stats.min_ts = stats.min_ts.min(ts);
             stats.max_ts = stats.max_ts.max(ts);
             encode_sample(&mut series, ts, value);
+        }
+        for (_, pb) in pending {
+            series.extend_from_slice(pb);
         }
         out.push(0x0a);
         put_varint(&mut out, series.len() as u64);
@@ -231,7 +270,7 @@ mod tests {
         for i in 0..10 {
             push_series_sample(&mut body, &lp, 1_767_225_600_000 + i * 15_000, i as f64);
         }
-        let (shifted, stats) = shift_timestamps(&body, 86_400_000).unwrap();
+        let (shifted, stats) = shift_timestamps(&body, 86_400_000, &[]).unwrap();
         assert_eq!(stats.samples, 10);
         assert_eq!(stats.min_ts, 1_767_225_600_000 + 86_400_000);
         assert_eq!(stats.max_ts, 1_767_225_600_000 + 9 * 15_000 + 86_400_000);
@@ -242,7 +281,42 @@ mod tests {
             assert_eq!(x.samples[0].value, y.samples[0].value);
             assert_eq!(x.samples[0].timestamp + 86_400_000, y.samples[0].timestamp);
         }
-        let (back, _) = shift_timestamps(&shifted, -86_400_000).unwrap();
+        let (back, _) = shift_timestamps(&shifted, -86_400_000, &[]).unwrap();
         assert_eq!(back, body);
+    }
+
+    #[test]
+    fn extra_labels_land_in_name_order() {
+        let lp = encode_labels(&labels());
+        let mut body = Vec::new();
+        push_series_sample(&mut body, &lp, 1_000, 1.5);
+        push_series_sample(&mut body, &lp, 2_000, 2.5);
+        let extra = vec![
+            ("__replica__".to_string(), "r2".to_string()),
+            ("cluster".to_string(), "c1".to_string()),
+            ("job".to_string(), "node-ha".to_string()),
+            ("zone".to_string(), "z".to_string()),
+        ];
+        let (out, stats) = shift_timestamps(&body, 15_000, &extra).unwrap();
+        assert_eq!(stats.samples, 2);
+        let req = WriteRequest::decode(out.as_slice()).unwrap();
+        for (i, ts) in req.timeseries.iter().enumerate() {
+            let got: Vec<(&str, &str)> = ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+            assert_eq!(
+                got,
+                [
+                    ("__name__", "node_load1"),
+                    ("__replica__", "r2"),
+                    ("cluster", "c1"),
+                    ("instance", "host-0001:9100"),
+                    ("job", "node-ha"),
+                    ("zone", "z"),
+                ]
+            );
+            assert_eq!(ts.samples[0].timestamp, (i as i64 + 1) * 1_000 + 15_000);
+            assert_eq!(ts.samples[0].value, i as f64 + 1.5);
+        }
+        let unsorted = [extra[1].clone(), extra[0].clone()];
+        assert!(shift_timestamps(&body, 0, &unsorted).is_err());
     }
 }
