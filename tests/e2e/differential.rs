@@ -34,7 +34,7 @@ const INTERVAL_MS: i64 = 15_000;
 /// Scrapes per series: one hour.
 const STEPS: i64 = 240;
 /// Added to every query time: no query time or window boundary meets a sample.
-const QUERY_MS: i64 = 123;
+pub(crate) const QUERY_MS: i64 = 123;
 /// Concurrent query workers (each asks both servers).
 const WORKERS: usize = 6;
 
@@ -109,12 +109,12 @@ impl Rng {
     }
 }
 
-type LabelPairs = Vec<(String, String)>;
+pub(crate) type LabelPairs = Vec<(String, String)>;
 
 /// One generated series.
-struct Gen {
-    labels: LabelPairs,
-    samples: Vec<(i64, f64)>,
+pub(crate) struct Gen {
+    pub(crate) labels: LabelPairs,
+    pub(crate) samples: Vec<(i64, f64)>,
 }
 
 /// The scrape behaviour of one target: which steps have samples and where staleness
@@ -169,7 +169,7 @@ fn pairs(p: &[(&str, &str)]) -> LabelPairs {
 const LE: [&str; 8] = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
 
 /// Generates every series, from `t0` (a whole 10 minutes) for [`STEPS`] scrapes.
-fn generate(t0: i64) -> Vec<Gen> {
+pub(crate) fn generate(t0: i64) -> Vec<Gen> {
     let mut rng = Rng(0x5eed_5747_a7a0_0001);
     let mut targets = Vec::new();
     for job in ["api", "db", "web"] {
@@ -338,7 +338,7 @@ fn generate(t0: i64) -> Vec<Gen> {
 
 /// Remote-write requests in time order: each carries every series' samples of one
 /// five-minute slice, so Prometheus's head accepts them all.
-fn write_requests(data: &[Gen], t0: i64) -> Vec<pb::WriteRequest> {
+pub(crate) fn write_requests(data: &[Gen], t0: i64) -> Vec<pb::WriteRequest> {
     let slice = 20 * INTERVAL_MS;
     (0..STEPS * INTERVAL_MS / slice + 1)
         .map(|k| {
@@ -359,13 +359,13 @@ fn write_requests(data: &[Gen], t0: i64) -> Vec<pb::WriteRequest> {
 
 // ---- the corpus ----
 
-struct Query {
-    category: &'static str,
+pub(crate) struct Query {
+    pub(crate) category: &'static str,
     /// The query with `<T10>`-style placeholders (minutes after the data start).
-    template: String,
+    pub(crate) template: String,
 }
 
-fn corpus() -> Vec<Query> {
+pub(crate) fn corpus() -> Vec<Query> {
     let mut q: Vec<Query> = Vec::new();
     let mut add = |category: &'static str, items: Vec<String>| {
         q.extend(items.into_iter().map(|template| Query { category, template }));
@@ -855,12 +855,12 @@ fn corpus() -> Vec<Query> {
 // ---- running queries ----
 
 /// Formats milliseconds as Prometheus API seconds.
-fn secs(ms: i64) -> String {
+pub(crate) fn secs(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
 /// Percent-encodes a query-string value.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -873,7 +873,7 @@ fn enc(s: &str) -> String {
 }
 
 /// Replaces `<Tnn>` with the time `nn` minutes after the data start (plus `.123`).
-fn instantiate(template: &str, t0: i64) -> String {
+pub(crate) fn instantiate(template: &str, t0: i64) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(p) = rest.find("<T") {
@@ -888,13 +888,13 @@ fn instantiate(template: &str, t0: i64) -> String {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Eval {
+pub(crate) enum Eval {
     Instant(i64),
     Range(i64, i64, i64),
 }
 
 impl Eval {
-    fn describe(&self, t0: i64) -> String {
+    pub(crate) fn describe(&self, t0: i64) -> String {
         let rel = |t: i64| format!("t0{:+}s", (t - t0) as f64 / 1000.0);
         match *self {
             Eval::Instant(t) => format!("instant at {} ({})", rel(t), secs(t)),
@@ -902,7 +902,7 @@ impl Eval {
         }
     }
 
-    fn path(&self, query: &str) -> String {
+    pub(crate) fn path(&self, query: &str) -> String {
         match *self {
             Eval::Instant(t) => format!("/api/v1/query?query={}&time={}", enc(query), secs(t)),
             Eval::Range(a, b, s) => {
@@ -915,12 +915,12 @@ impl Eval {
 /// One evaluation of one query: (evaluation index, evaluation, comparison).
 type Outcome = (usize, Eval, Result<(), String>);
 
-struct Answer {
-    status: u16,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
-async fn ask(client: &reqwest::Client, base: &str, path: &str) -> Answer {
+pub(crate) async fn ask(client: &reqwest::Client, base: &str, path: &str) -> Answer {
     let resp = client.get(format!("{base}{path}")).send().await.expect("query request");
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("query body");
@@ -994,7 +994,7 @@ fn show(points: &[(i64, f64)], at: usize) -> String {
 
 /// Compares Prometheus's answer (`want`) with Strata's (`got`). `ordered`: the query
 /// defines the order of its result (sort, sort_desc), so the value order must agree.
-fn compare(want: &Answer, got: &Answer, ordered: bool) -> Result<(), String> {
+pub(crate) fn compare(want: &Answer, got: &Answer, ordered: bool) -> Result<(), String> {
     let (ws, gs) = (want.body["status"].as_str(), got.body["status"].as_str());
     if ws != Some("success") || gs != Some("success") {
         let (we, ge) = (&want.body["errorType"], &got.body["errorType"]);
@@ -1052,13 +1052,13 @@ fn compare(want: &Answer, got: &Answer, ordered: bool) -> Result<(), String> {
 
 // ---- Prometheus ----
 
-async fn start_prometheus(dir: &Path) -> PrometheusProcess {
+pub(crate) async fn start_prometheus(dir: &Path) -> PrometheusProcess {
     std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 15s\n  evaluation_interval: 1m\n")
         .expect("write config");
     PrometheusProcess::start(dir, free_port(), &["--web.enable-remote-write-receiver"]).await.expect("start prometheus")
 }
 
-fn excluded(template: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn excluded(template: &str) -> Option<(&'static str, &'static str)> {
     KNOWN_DIFFERENCES
         .iter()
         .find(|(q, _)| *q == template)

@@ -8,6 +8,7 @@ mod blocks;
 mod crash;
 mod differential;
 mod faults;
+mod federation;
 mod ha;
 mod ha_prometheus;
 mod lock;

@@ -299,6 +299,24 @@ impl StrataProcess {
         Ok(p)
     }
 
+    /// Starts `strata query --config config` (a query node) on `port` and waits until ready.
+    pub async fn query(bin: &Path, config: &Path, port: u16) -> Result<StrataProcess> {
+        let child = Command::new(bin)
+            .arg("query")
+            .arg("--config")
+            .arg(config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn strata query")?;
+        let mut p = StrataProcess { child, port };
+        p.wait_ready(Duration::from_secs(60)).await?;
+        Ok(p)
+    }
+
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

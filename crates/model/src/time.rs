@@ -34,3 +34,22 @@ pub fn now_ms() -> i64 {
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
+
+/// Serde helpers for durations in configuration files, written the humantime way
+/// (`15s`, `1h30m`): `#[serde(deserialize_with = "strata_model::config_duration::required")]`.
+pub mod config_duration {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    /// A duration field.
+    pub fn required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+
+    /// An optional duration field (absent: `None`, with `#[serde(default)]`).
+    pub fn optional<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        required(d).map(Some)
+    }
+}

@@ -17,13 +17,21 @@
 //! `partial_response`). A call whose range lies wholly in the head never touches
 //! the bucket, so it answers as usual.
 
+mod external;
+mod federation;
+mod remote;
+
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use strata_block::BlockQuerier;
 use strata_model::{ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, dedup_series, merge_series};
 use strata_tsdb::HeadQuerier;
+
+pub use external::{ExternalLabels, WithExternalLabels};
+pub use federation::{FanOut, FederationConfig, Peers};
+pub use remote::{BasicAuth, Peer, PeerConfig, PeerStatus, RemoteQuerier, TlsConfig};
 
 /// Settings of the read side (the `querier:` section of the configuration).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
@@ -39,7 +47,8 @@ pub struct QuerierConfig {
 /// Head and blocks of one tenant as one [`Querier`], made per request.
 #[derive(Debug)]
 pub struct TenantQuerier {
-    head: HeadQuerier,
+    /// `None` on a query node (`strata query`): a read-only bucket and no head.
+    head: Option<HeadQuerier>,
     /// Samples at or after this are only in the head (the end of the head's newest
     /// cut; `i64::MIN` when nothing was cut yet: blocks may still exist from another
     /// process or an earlier data directory).
@@ -58,9 +67,33 @@ impl TenantQuerier {
     /// A querier that fails when the bucket is unavailable; see [`Self::partial_response`].
     pub fn new(head: HeadQuerier, head_floor: i64, blocks: Option<BlockQuerier>) -> Self {
         TenantQuerier {
-            head,
+            head: Some(head),
             head_floor,
             blocks,
+            partial_response: false,
+            replica_labels: Vec::new(),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A querier with no data (a query node with neither bucket nor peers).
+    fn empty() -> Self {
+        TenantQuerier {
+            head: None,
+            head_floor: i64::MIN,
+            blocks: None,
+            partial_response: false,
+            replica_labels: Vec::new(),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A querier over the bucket alone (a query node's store-gateway role).
+    pub fn bucket_only(blocks: BlockQuerier) -> Self {
+        TenantQuerier {
+            head: None,
+            head_floor: i64::MIN,
+            blocks: Some(blocks),
             partial_response: false,
             replica_labels: Vec::new(),
             warnings: Mutex::new(Vec::new()),
@@ -140,14 +173,14 @@ impl Querier for TenantQuerier {
         // With dedup, a limit counts merged series: the parts are asked for all.
         let part_hints =
             if self.replica_labels.is_empty() { hints.clone() } else { SelectHints { limit: 0, ..hints.clone() } };
-        let out = match self.blocks_for(hints.range) {
-            None => self.head.select(&part_hints, matchers).await?,
-            Some(blocks) => {
-                let (head, blocks) = futures::future::join(
-                    self.head.select(&part_hints, matchers),
-                    blocks.select(&part_hints, matchers),
-                )
-                .await;
+        let out = match (&self.head, self.blocks_for(hints.range)) {
+            (None, None) => Vec::new(),
+            (Some(head), None) => head.select(&part_hints, matchers).await?,
+            (None, Some(blocks)) => self.blocks_part(blocks.select(&part_hints, matchers).await)?.unwrap_or_default(),
+            (Some(head), Some(blocks)) => {
+                let (head, blocks) =
+                    futures::future::join(head.select(&part_hints, matchers), blocks.select(&part_hints, matchers))
+                        .await;
                 match (head?, self.blocks_part(blocks)?) {
                     (head, None) => head,
                     (head, Some(blocks)) => merge_series(vec![head, blocks]),
@@ -163,7 +196,13 @@ impl Querier for TenantQuerier {
 
     async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<String>> {
         let blocks = self.blocks_for(range).map(|b| b.label_names(range, matchers));
-        let mut names = self.union(self.head.label_names(range, matchers), blocks).await?;
+        let head = async {
+            match &self.head {
+                Some(h) => h.label_names(range, matchers).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let mut names = self.union(head, blocks).await?;
         names.retain(|n| !self.is_replica_label(n));
         Ok(names)
     }
@@ -173,10 +212,38 @@ impl Querier for TenantQuerier {
             return Ok(Vec::new());
         }
         let blocks = self.blocks_for(range).map(|b| b.label_values(name, range, matchers));
-        self.union(self.head.label_values(name, range, matchers), blocks).await
+        let head = async {
+            match &self.head {
+                Some(h) => h.label_values(name, range, matchers).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        self.union(head, blocks).await
     }
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+/// The read side of one request: this node's own data (`local`, `None` on a query
+/// node without a bucket) with its external labels, and the peers, with partial
+/// responses and HA dedup as the request says. Without peers or external labels
+/// this is the local querier itself.
+pub fn assemble(
+    local: Option<TenantQuerier>,
+    external: &ExternalLabels,
+    peers: &Peers,
+    tenant: &str,
+    partial_response: bool,
+    replica_labels: Vec<String>,
+) -> Arc<dyn Querier> {
+    if peers.is_empty() && external.is_empty() {
+        let local = local.unwrap_or_else(TenantQuerier::empty);
+        return Arc::new(local.partial_response(partial_response).replica_labels(replica_labels));
+    }
+    let local = local.map(|q| {
+        Arc::new(WithExternalLabels::new(q.partial_response(partial_response), external.clone())) as Arc<dyn Querier>
+    });
+    Arc::new(FanOut::new(local, peers, tenant).partial_response(partial_response).replica_labels(replica_labels))
 }

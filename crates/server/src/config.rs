@@ -55,16 +55,8 @@ pub struct ServerConfig {
     pub query_partial_response: bool,
 }
 
-/// A humantime duration (`15s`, `1h30m`) in configuration.
-pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-}
-
-/// [`duration`] for an optional field (absent: `None`, with `#[serde(default)]`).
-pub(crate) fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
+/// The shared config duration helpers, under the names this crate's fields use.
+pub(crate) use strata_model::config_duration::{optional as opt_duration, required as duration};
 
 impl ServerConfig {
     /// The PromQL engine settings these limits imply.

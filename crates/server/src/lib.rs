@@ -46,6 +46,7 @@ use strata_tsdb::Tsdb;
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiErrorKind};
 pub use ha_tracker::{HaTrackerConfig, HaTrackerOverride};
+pub use strata_querier::{ExternalLabels, FederationConfig, Peers};
 /// The zero-copy remote write 1.0/2.0 decoders (public for benchmarks and tools).
 pub use write::decode as remote_write_decode;
 
@@ -91,6 +92,25 @@ struct Inner {
     engine: strata_promql::EngineOptions,
     querier: strata_querier::QuerierConfig,
     ha: Arc<ha_tracker::HaTracker>,
+    external: strata_querier::ExternalLabels,
+    peers: Arc<strata_querier::Peers>,
+    query_only: bool,
+}
+
+/// Everything an [`AppState`] is made from; the binary fills it from its config.
+#[derive(Debug, Default)]
+pub struct StateOptions {
+    pub server: ServerConfig,
+    /// Read-side settings (HA replica dedup at query time).
+    pub querier: strata_querier::QuerierConfig,
+    /// The ingest-time HA tracker.
+    pub ha: HaTrackerConfig,
+    /// Labels every series of this node carries in answers (`external_labels`).
+    pub external_labels: strata_querier::ExternalLabels,
+    /// Federation peers every query also reads.
+    pub peers: Arc<strata_querier::Peers>,
+    /// A query node (`strata query`): no WAL, no head, no ingest endpoints; ready at once.
+    pub query_only: bool,
 }
 
 impl AppState {
@@ -111,14 +131,23 @@ impl AppState {
         querier: strata_querier::QuerierConfig,
         ha: HaTrackerConfig,
     ) -> Result<Self, ApiError> {
+        Self::build(StateOptions { server: config, querier, ha, ..Default::default() })
+    }
+
+    /// A state from all its parts.
+    pub fn build(o: StateOptions) -> Result<Self, ApiError> {
+        let StateOptions { server: config, querier, ha, external_labels, peers, query_only } = o;
         let ha = Arc::new(ha_tracker::HaTracker::new(ha));
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
         let blocks = Arc::new(OnceLock::new());
         Ok(AppState(Arc::new(Inner {
             limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
-            metrics: Metrics::new(tsdb.clone(), blocks.clone(), ha.clone()),
+            metrics: Metrics::new(tsdb.clone(), blocks.clone(), ha.clone(), peers.clone()),
             ha,
+            external: external_labels,
+            peers,
+            query_only,
             discards: write::DiscardLog::default(),
             querier,
             blocks,
@@ -145,7 +174,12 @@ impl AppState {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.tsdb.get().is_some_and(|t| !t.is_failed())
+        self.0.query_only || self.0.tsdb.get().is_some_and(|t| !t.is_failed())
+    }
+
+    /// The federation peers (empty when none are configured).
+    fn peers(&self) -> &strata_querier::Peers {
+        &self.0.peers
     }
 
     fn tsdb(&self) -> ApiResult<&Arc<Tsdb>> {
@@ -193,14 +227,24 @@ impl AppState {
 
     /// The read side for one tenant, for one request: partial responses and HA
     /// replica dedup as the request's [`params::ReadOptions`] say.
+    /// With peers or external labels configured, it is the fan-out over this node's
+    /// data and every peer (`strata_querier::assemble`).
     fn querier(&self, tenant: &TenantId, opts: params::ReadOptions) -> ApiResult<Arc<dyn strata_model::Querier>> {
-        let db = self.tsdb()?;
-        let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
         let blocks = self.blocks().map(|b| b.bucket.querier(tenant.clone()));
-        Ok(Arc::new(
-            strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks)
-                .partial_response(opts.partial_response)
-                .replica_labels(opts.replica_labels),
+        let local = if self.0.query_only {
+            blocks.map(strata_querier::TenantQuerier::bucket_only)
+        } else {
+            let db = self.tsdb()?;
+            let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
+            Some(strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks))
+        };
+        Ok(strata_querier::assemble(
+            local,
+            &self.0.external,
+            &self.0.peers,
+            tenant.as_str(),
+            opts.partial_response,
+            opts.replica_labels,
         ))
     }
 
@@ -212,8 +256,7 @@ impl AppState {
 
 /// Builds the complete HTTP service.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/api/v1/write", post(write::handler))
+    let mut routes = Router::new()
         .route("/api/v1/read", post(remote_read::handler))
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/labels", get(read::labels).post(read::labels))
@@ -224,12 +267,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/query_exemplars", get(query::exemplars).post(query::exemplars))
         .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
-        .route("/api/v1/status/ha", get(write::ha_status))
-        .route("/api/v1/admin/flush", post(admin::flush))
+        .route("/api/v1/status/peers", get(peers_status))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready))
         .fallback(not_found);
+    if !state.0.query_only {
+        routes = routes
+            .route("/api/v1/write", post(write::handler))
+            .route("/api/v1/status/ha", get(write::ha_status))
+            .route("/api/v1/admin/flush", post(admin::flush));
+    }
     // Innermost first: a panic becomes a JSON 500, any other non-JSON API error
     // (405, path rejections) becomes JSON, then latency is recorded with the final status.
     layers::catch_panics(routes, state.metrics().http_panics.clone())
@@ -246,6 +294,13 @@ async fn ready(State(st): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "replaying the write-ahead log\n").into_response()
     }
+}
+
+/// `GET /api/v1/status/peers`: health, last error, latency, time range and
+/// external labels of every federation peer.
+async fn peers_status(State(st): State<AppState>) -> axum::Json<serde_json::Value> {
+    let data = serde_json::to_value(st.peers().status()).unwrap_or_default();
+    axum::Json(serde_json::json!({"status": "success", "data": data}))
 }
 
 async fn metrics_handler(State(st): State<AppState>) -> Response {

@@ -26,6 +26,11 @@ pub(crate) const HA_DEDUPLICATED: &str = "strata_ha_tracker_deduplicated_samples
 pub(crate) const HA_ELECTED: &str = "strata_ha_tracker_elected_replica";
 pub(crate) const HA_ELECTED_AT: &str = "strata_ha_tracker_elected_replica_timestamp_seconds";
 pub(crate) const HA_FAILOVERS: &str = "strata_ha_tracker_elected_replica_changes";
+pub(crate) const PEER_UP: &str = "strata_federation_peer_up";
+pub(crate) const PEER_REQUESTS: &str = "strata_federation_peer_requests";
+pub(crate) const PEER_FAILURES: &str = "strata_federation_peer_failures";
+pub(crate) const PEER_BYTES: &str = "strata_federation_peer_read_bytes";
+pub(crate) const PEER_LATENCY: &str = "strata_federation_peer_last_latency_seconds";
 
 type L = Vec<(&'static str, String)>;
 
@@ -56,6 +61,7 @@ impl Metrics {
         tsdb: Arc<OnceLock<Arc<Tsdb>>>,
         blocks: Arc<OnceLock<crate::Blocks>>,
         ha: Arc<crate::ha_tracker::HaTracker>,
+        peers: Arc<strata_querier::Peers>,
     ) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
@@ -111,6 +117,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
         registry.register_collector(Box::new(HaCollector(ha)));
+        registry.register_collector(Box::new(PeerCollector(peers)));
         Metrics { registry, ..m }
     }
 
@@ -315,6 +322,52 @@ impl prometheus_client::collector::Collector for HaCollector {
         for (tenant, cluster, e) in &elections {
             let labels = [("tenant", tenant.as_str()), ("cluster", cluster.as_str())];
             ConstCounter::new(e.failovers).encode(me.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Federation peers' health and traffic, read when scraped.
+#[derive(Debug)]
+struct PeerCollector(Arc<strata_querier::Peers>);
+
+impl prometheus_client::collector::Collector for PeerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let peers = self.0.status();
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let mut me = enc.encode_descriptor(
+            PEER_UP,
+            "1 when the peer's last health check passed, 0 when it failed (queries still ask it)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &peers {
+            ConstGauge::new(i64::from(p.health == "up")).encode(me.encode_family(&[("peer", p.name.as_str())])?)?;
+        }
+        type Get = fn(&strata_querier::PeerStatus) -> u64;
+        let counters: [(&str, &str, Get); 3] = [
+            (PEER_REQUESTS, "Remote read requests sent to the peer", |p| p.requests),
+            (PEER_FAILURES, "Remote read requests to the peer that failed", |p| p.failures),
+            (PEER_BYTES, "Answer bytes read from the peer, as on the wire", |p| p.bytes_read),
+        ];
+        for (name, help, get) in counters {
+            let mut me = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for p in &peers {
+                ConstCounter::new(get(p)).encode(me.encode_family(&[("peer", p.name.as_str())])?)?;
+            }
+        }
+        let mut me = enc.encode_descriptor(
+            PEER_LATENCY,
+            "Duration of the last successful request to the peer",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &peers {
+            if let Some(s) = p.last_latency_seconds {
+                ConstGauge::new(s).encode(me.encode_family(&[("peer", p.name.as_str())])?)?;
+            }
         }
         Ok(())
     }

@@ -164,7 +164,9 @@ pub(crate) async fn metadata(
     let per_metric = parse("limit_per_metric")?;
     let metric = p.get("metric");
     let mut out = BTreeMap::new();
-    if let Some(head) = st.tsdb()?.head(&tenant) {
+    // A query node holds no head, so no metadata (scrapes carry it, blocks do not).
+    let head = if st.0.query_only { None } else { st.tsdb()?.head(&tenant) };
+    if let Some(head) = head {
         for (family, m) in head.metadata() {
             if metric.is_some_and(|want| want != family) {
                 continue;

@@ -57,7 +57,10 @@ pub(crate) async fn handler(
                 "remote read query needs at least one matcher that does not match the empty string",
             ));
         }
-        let series = q.select(&SelectHints::range(query.start_timestamp_ms, query.end_timestamp_ms), &matchers).await?;
+        let mut hints = SelectHints::range(query.start_timestamp_ms, query.end_timestamp_ms);
+        // Prometheus's hint for "labels only" (a federating node's label APIs ask so).
+        hints.labels_only = query.hints.as_ref().is_some_and(|h| h.func == "series");
+        let series = q.select(&hints, &matchers).await?;
         total += series.len();
         if total > cfg.max_series_per_query {
             return Err(ApiError::new(

@@ -29,6 +29,13 @@ pub(crate) struct Config {
     pub(crate) querier: strata_querier::QuerierConfig,
     /// Ingest-time HA deduplication: one elected replica per (tenant, cluster).
     pub(crate) ha_tracker: strata_server::HaTrackerConfig,
+    /// Labels that every series of this node carries in query answers and remote
+    /// read (a Prometheus's `global.external_labels`): they tell this node's data
+    /// apart in a global view, and selections that contradict them skip it.
+    pub(crate) external_labels: std::collections::BTreeMap<String, String>,
+    /// The global view: peers (other Strata nodes, Prometheus servers) that every
+    /// query also reads through remote read.
+    pub(crate) federation: strata_querier::FederationConfig,
     /// Object storage for blocks, in Thanos's objstore shape (`type: FILESYSTEM` or
     /// `type: S3` with `config: {...}`). Default: FILESYSTEM under `<data_dir>/bucket`.
     /// `--objstore.config-file` replaces this section.
@@ -140,6 +147,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             querier: strata_querier::QuerierConfig::default(),
             ha_tracker: strata_server::HaTrackerConfig::default(),
+            external_labels: Default::default(),
+            federation: Default::default(),
             objstore: None,
             blocks: BlocksConfig::default(),
             compactor: CompactorConfig::default(),
@@ -236,10 +245,7 @@ impl WalConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-}
+use strata_model::config_duration::required as duration;
 
 fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;

@@ -1,6 +1,7 @@
 //! The `strata` binary: command line, configuration, runtime, telemetry, shutdown.
 //!
 //! ```text
+//!  strata query ─► stateless query node: federation peers + read-only bucket (query.rs)
 //!  strata serve ─► Config (YAML + flags) ─► tracing ─► lock <data_dir>/lock (or exit 1)
 //!               ─► bind listener (healthy, not ready)
 //!               ─► object store (Thanos objstore config) ─► Bucket (listing, index cache)
@@ -11,6 +12,7 @@
 
 mod compact;
 mod config;
+mod query;
 mod tools;
 
 use std::path::PathBuf;
@@ -54,6 +56,8 @@ struct Cli {
 enum Command {
     /// Receive remote write, keep it durable, and answer queries.
     Serve(ServeArgs),
+    /// Run a stateless query node over federation peers and, optionally, a bucket (read-only).
+    Query(query::QueryArgs),
     /// Compact, expire and garbage-collect the blocks in object storage (alone, without serving).
     Compact(compact::CompactArgs),
     /// Offline tools: list, inspect and verify the blocks in object storage.
@@ -100,6 +104,11 @@ fn main() -> anyhow::Result<()> {
             };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg, lock))
         }
+        Command::Query(args) => {
+            let cfg = query::load(&args)?;
+            init_tracing(&cfg)?;
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(query::run(cfg))
+        }
         Command::Compact(args) => {
             let cfg = args.store.load()?;
             init_tracing(&cfg)?;
@@ -122,8 +131,9 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
 
 /// Serves with the data dir's `lock` held (it moves into the `Tsdb`).
 async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
-    let state = AppState::with_ha(cfg.server.clone(), cfg.querier.clone(), cfg.ha_tracker.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opts = query::state_options(&cfg, false)?;
+    let peers = opts.peers.clone();
+    let state = AppState::build(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -188,11 +198,13 @@ async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
     ));
 
     let spilling = tokio::spawn(run_spiller(tsdb.clone(), SPILL_INTERVAL, stopped.clone()));
+    let health = tokio::spawn(peers.run_health_checks(stopped.clone()));
 
     let compacting = compactor.map(|c| tokio::spawn(c.run(cfg.compactor.interval, stopped.clone())));
 
     server.await?.context("http server")?;
     let _ = stop.send(true);
+    let _ = health.await;
     if let Some(c) = compacting
         && tokio::time::timeout(std::time::Duration::from_secs(30), c).await.is_err()
     {
@@ -215,7 +227,7 @@ async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
