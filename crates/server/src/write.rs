@@ -181,15 +181,51 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     let cfg = st.config();
     let compressed = read_capped(headers, body, cfg.max_request_body_bytes).await?;
     let raw = snappy_decompress(&compressed, cfg.max_decompressed_bytes)?;
+    let malformed = |e: decode::DecodeError| {
+        ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str()))
+    };
+    // A 1.0 request from a non-elected HA replica is answered before the full
+    // decode: half of an HA pair's traffic costs a scan, not a parse.
+    let mut ha_checked = None;
+    if proto == Protocol::V1
+        && let Some(ha) = st.ha().for_tenant(&tenant)
+    {
+        let (first, samples) = decode::peek_v1(&raw).map_err(malformed)?;
+        let find = |name: &str| first.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let verdict = st.ha().check(&tenant, &ha, find(ha.cluster_label), find(ha.replica_label), samples, strata_model::now_ms());
+        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(samples);
+        match verdict {
+            ha_tracker::Verdict::Deduplicated { cluster, replica, elected } => {
+                let msg = deduplicated(st, &tenant, &cluster, &replica, &elected, samples);
+                return Ok(Written {
+                    tenant,
+                    samples: 0,
+                    received: samples,
+                    rejections: Rejections::default(),
+                    deduplicated: Some(msg),
+                });
+            }
+            ha_tracker::Verdict::Accept => ha_checked = Some(Some(ha.replica_label)),
+            ha_tracker::Verdict::PassThrough => ha_checked = Some(None),
+        }
+    }
     let mut req = match proto {
         Protocol::V1 => decode_v1(&raw),
         Protocol::V2 => decode_v2(&raw),
     }
-    .map_err(|e| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str())))?;
+    .map_err(malformed)?;
 
     let received = req.samples.len() as u64;
-    st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
-    if let Some(msg) = ha_dedup(st, &tenant, &mut req) {
+    if let Some(strip) = ha_checked {
+        if let Some(replica_label) = strip {
+            strip_replica(&mut req, replica_label);
+        }
+    } else {
+        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
+    }
+    if ha_checked.is_none()
+        && let Some(msg) = ha_dedup(st, &tenant, &mut req)
+    {
         return Ok(Written {
             tenant,
             samples: 0,
@@ -257,23 +293,40 @@ fn ha_dedup(st: &AppState, tenant: &strata_model::TenantId, req: &mut DecodedWri
     match st.ha().check(tenant, &ha, cluster, replica, samples, strata_model::now_ms()) {
         ha_tracker::Verdict::PassThrough => None,
         ha_tracker::Verdict::Accept => {
-            for (n, v) in &mut req.labels {
-                if *n == ha.replica_label {
-                    *v = "";
-                }
-            }
+            strip_replica(req, ha.replica_label);
             None
         }
         ha_tracker::Verdict::Deduplicated { cluster, replica, elected } => {
-            st.metrics()
-                .ha_deduplicated
-                .get_or_create(&vec![("tenant", tenant.as_str().to_string()), ("cluster", cluster.clone())])
-                .inc_by(samples);
-            Some(format!(
-                "deduplicated: replica {replica:?} of cluster {cluster:?} is not the elected one ({elected:?}); {samples} samples not stored\n"
-            ))
+            Some(deduplicated(st, tenant, &cluster, &replica, &elected, samples))
         }
     }
+}
+
+/// Removes the replica label from every series (an empty value is dropped by validation).
+fn strip_replica(req: &mut DecodedWrite<'_>, replica_label: &str) {
+    for (n, v) in &mut req.labels {
+        if *n == replica_label {
+            *v = "";
+        }
+    }
+}
+
+/// Counts a non-elected replica's samples and words the 202 body.
+fn deduplicated(
+    st: &AppState,
+    tenant: &strata_model::TenantId,
+    cluster: &str,
+    replica: &str,
+    elected: &str,
+    samples: u64,
+) -> String {
+    st.metrics()
+        .ha_deduplicated
+        .get_or_create(&vec![("tenant", tenant.as_str().to_string()), ("cluster", cluster.to_string())])
+        .inc_by(samples);
+    format!(
+        "deduplicated: replica {replica:?} of cluster {cluster:?} is not the elected one ({elected:?}); {samples} samples not stored\n"
+    )
 }
 
 /// `GET /api/v1/status/ha`: every HA cluster's elected replica and its age.

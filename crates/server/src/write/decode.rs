@@ -197,6 +197,52 @@ pub fn decode_v1(buf: &[u8]) -> Result<DecodedWrite<'_>> {
     Ok(out)
 }
 
+/// What the HA tracker needs of a remote write 1.0 request, without decoding it:
+/// the labels of its first series and how many samples it carries in all. Lets a
+/// request from a non-elected replica be answered before the full decode.
+pub fn peek_v1(buf: &[u8]) -> Result<(Vec<(&str, &str)>, u64)> {
+    let mut first = None;
+    let mut samples = 0u64;
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        match r.key()? {
+            (1, wt) => {
+                expect(1, wt, LEN)?;
+                let mut sr = Reader::new(r.bytes()?);
+                let mut labels = Vec::new();
+                while !sr.is_empty() {
+                    match sr.key()? {
+                        (1, wt) if first.is_none() => {
+                            expect(1, wt, LEN)?;
+                            let mut lr = Reader::new(sr.bytes()?);
+                            let (mut name, mut value) = ("", "");
+                            while !lr.is_empty() {
+                                match lr.key()? {
+                                    (1, LEN) => name = lr.str()?,
+                                    (2, LEN) => value = lr.str()?,
+                                    (_, wt) => lr.skip(wt)?,
+                                }
+                            }
+                            labels.push((name, value));
+                        }
+                        (2, wt) => {
+                            expect(2, wt, LEN)?;
+                            sr.bytes()?;
+                            samples += 1;
+                        }
+                        (_, wt) => sr.skip(wt)?,
+                    }
+                }
+                if first.is_none() {
+                    first = Some(labels);
+                }
+            }
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok((first.unwrap_or_default(), samples))
+}
+
 fn series_v1<'a>(buf: &'a [u8], out: &mut DecodedWrite<'a>) -> Result<()> {
     let l0 = out.labels.len();
     let s0 = out.samples.len();
@@ -413,6 +459,36 @@ mod tests {
 
     fn label(n: &str, v: &str) -> v1::Label {
         v1::Label { name: n.into(), value: v.into() }
+    }
+
+    #[test]
+    fn peek_v1_finds_the_first_series_labels_and_counts_every_sample() {
+        let req = v1::WriteRequest {
+            timeseries: vec![
+                v1::TimeSeries {
+                    labels: vec![
+                        v1::Label { name: "__replica__".into(), value: "r1".into() },
+                        v1::Label { name: "cluster".into(), value: "eu".into() },
+                    ],
+                    samples: vec![v1::Sample { value: 1.0, timestamp: 1 }, v1::Sample { value: 2.0, timestamp: 2 }],
+                    ..Default::default()
+                },
+                v1::TimeSeries {
+                    labels: vec![v1::Label { name: "cluster".into(), value: "us".into() }],
+                    samples: vec![v1::Sample { value: 3.0, timestamp: 3 }],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let buf = req.encode_to_vec();
+        let (labels, samples) = peek_v1(&buf).unwrap();
+        assert_eq!(labels, vec![("__replica__", "r1"), ("cluster", "eu")]);
+        assert_eq!(samples, 3);
+        assert_eq!(samples as usize, decode_v1(&buf).unwrap().samples_len());
+        for cut in 0..buf.len() {
+            let _ = peek_v1(&buf[..cut]);
+        }
     }
 
     #[test]
