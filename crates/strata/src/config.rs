@@ -320,6 +320,34 @@ mod tests {
         assert_eq!(c.blocks.block_range, BlocksConfig::default().block_range);
         assert_eq!(c.compactor.ranges, CompactorConfig::default().ranges);
         assert_eq!(c.retention.raw, RetentionConfig::default().raw);
+        assert!(c.external_labels.is_empty());
+        assert_eq!(c.federation, strata_querier::FederationConfig::default());
+    }
+
+    #[test]
+    fn federation_peers_parse_with_every_option() {
+        let c = Config::from_yaml(
+            "external_labels: {cluster: eu}\nfederation:\n  peers:\n    - name: us\n      url: http://us:9201\n      \
+             external_labels: {cluster: us}\n      timeout: 5s\n      tenant: t\n      headers: {x-a: b}\n      \
+             basic_auth: {username: u, password: p}\n      retention: 15d\n",
+        )
+        .expect("parses");
+        assert_eq!(c.external_labels.get("cluster").map(String::as_str), Some("eu"));
+        let p = &c.federation.peers[0];
+        assert_eq!(
+            (p.name.as_str(), p.timeout, p.retention),
+            ("us", Duration::from_secs(5), Some(Duration::from_secs(15 * 86400)))
+        );
+        strata_querier::Peers::new(&c.federation).expect("peers build");
+        assert!(
+            Config::from_yaml("federation:\n  peers:\n    - name: x\n      url: http://x\n      tls_config: {}\n")
+                .is_err()
+        );
+        let dup = Config::from_yaml(
+            "federation:\n  peers:\n    - {name: x, url: 'http://a'}\n    - {name: x, url: 'http://b'}\n",
+        )
+        .unwrap();
+        assert!(strata_querier::Peers::new(&dup.federation).is_err(), "peer names are unique");
     }
 
     #[test]
