@@ -181,9 +181,8 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     let cfg = st.config();
     let compressed = read_capped(headers, body, cfg.max_request_body_bytes).await?;
     let raw = snappy_decompress(&compressed, cfg.max_decompressed_bytes)?;
-    let malformed = |e: decode::DecodeError| {
-        ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str()))
-    };
+    let malformed =
+        |e: decode::DecodeError| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str()));
     // A 1.0 request from a non-elected HA replica is answered before the full
     // decode: half of an HA pair's traffic costs a scan, not a parse.
     let mut ha_checked = None;
@@ -192,7 +191,14 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     {
         let (first, samples) = decode::peek_v1(&raw).map_err(malformed)?;
         let find = |name: &str| first.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let verdict = st.ha().check(&tenant, &ha, find(ha.cluster_label), find(ha.replica_label), samples, strata_model::now_ms());
+        let verdict = st.ha().check(
+            &tenant,
+            &ha,
+            find(ha.cluster_label),
+            find(ha.replica_label),
+            samples,
+            strata_model::now_ms(),
+        );
         st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(samples);
         match verdict {
             ha_tracker::Verdict::Deduplicated { cluster, replica, elected } => {
