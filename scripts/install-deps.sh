@@ -11,6 +11,8 @@ need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# memcached: the results cache backend of the query frontend's tests.
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
 # jemalloc (the strata binary's allocator) is built from C source by make and gcc.
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
@@ -21,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian's packages start their services where an init system runs; the tests start
 # their own instances on free loopback ports, so stop those if present.
-for svc in prometheus victoria-metrics; do
+for svc in prometheus victoria-metrics memcached; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -12,6 +12,7 @@
 
 mod compact;
 mod config;
+mod frontend;
 mod query;
 mod tools;
 
@@ -62,6 +63,8 @@ enum Command {
     Compact(compact::CompactArgs),
     /// Offline tools: list, inspect and verify the blocks in object storage.
     Tools(tools::ToolsArgs),
+    /// Split, cache and run range queries in parallel in front of a Prometheus-compatible API.
+    QueryFrontend(frontend::FrontendArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(compact::run(cfg, args.once))
         }
         Command::Tools(args) => tools::run(args),
+        Command::QueryFrontend(args) => frontend::run(args),
     }
 }
 
