@@ -36,7 +36,7 @@ async fn strata_with_data() -> Data {
     // 5-minute lookback at the first steps of a day reaches into the day before.
     let near_midnight = |t: i64| {
         let r = t.rem_euclid(DAY);
-        r >= DAY - 4 * MIN || r < MIN
+        !(MIN..DAY - 4 * MIN).contains(&r)
     };
     let mut ts = Vec::new();
     for (job, inst, rate) in [("a", "1", 1.0), ("a", "2", 2.5), ("b", "1", 0.5)] {
