@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// How queries are split, run and cached.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -106,10 +106,8 @@ impl Default for MemcachedConfig {
     }
 }
 
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-}
+/// The workspace's one config duration helper (`15s`, `1h30m`).
+pub(crate) use strata_model::config_duration::required as duration;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,8 @@
 //!                    remote stores  ────┘
 //! ```
 
+/// Prometheus HTTP API times and durations (`time`, `step`, …), parsed totally.
+pub mod api_time;
 mod dedup;
 mod error;
 mod labels;

@@ -52,11 +52,7 @@ impl ExternalLabels {
 
     /// [`Self::prune`] for a selection: never empty, never all-matching-empty.
     fn prune_select(&self, matchers: &[Matcher]) -> Option<Vec<Matcher>> {
-        let mut out = self.prune(matchers)?;
-        if out.iter().all(|m| m.matches_empty()) {
-            out.push(Matcher::new(MatchOp::RegexMatch, strata_model::METRIC_NAME, ".+").expect("static regex"));
-        }
-        Some(out)
+        self.prune(matchers).map(selective)
     }
 
     /// The series' labels with the external labels added; a label the series has
@@ -73,6 +69,16 @@ impl ExternalLabels {
         }
         b.build()
     }
+}
+
+/// `matchers`, with `__name__=~".+"` added when every one matches the empty string
+/// (or there are none): the same series, as every series has a name, but a
+/// selection a store answers (stores refuse or return nothing for unselective ones).
+pub(crate) fn selective(mut matchers: Vec<Matcher>) -> Vec<Matcher> {
+    if matchers.iter().all(|m| m.matches_empty()) {
+        matchers.push(Matcher::new(MatchOp::RegexMatch, strata_model::METRIC_NAME, ".+").expect("static regex"));
+    }
+    matchers
 }
 
 /// A [`Querier`] whose series all carry external labels: selections its labels

@@ -139,6 +139,7 @@ struct Health {
 #[derive(Debug)]
 pub struct Peer {
     cfg: PeerConfig,
+    base: String,
     read_url: String,
     ready_url: String,
     client: reqwest::Client,
@@ -193,6 +194,7 @@ impl Peer {
         Ok(Peer {
             read_url: format!("{base}/api/v1/read"),
             ready_url: format!("{base}/-/ready"),
+            base,
             cfg,
             client,
             external,
@@ -259,7 +261,7 @@ impl Peer {
         let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         PeerStatus {
             name: self.cfg.name.clone(),
-            url: self.read_url.trim_end_matches("/api/v1/read").to_string(),
+            url: self.base.clone(),
             health: match h.up {
                 Some(true) => "up",
                 Some(false) => "down",
@@ -488,10 +490,7 @@ impl RemoteQuerier {
     }
 
     async fn select_labels(&self, range: TimeRange, matchers: &[Matcher]) -> Result<Vec<Series>> {
-        let mut matchers = matchers.to_vec();
-        if matchers.iter().all(|m| m.matches_empty()) {
-            matchers.push(Matcher::new(MatchOp::RegexMatch, strata_model::METRIC_NAME, ".+")?);
-        }
+        let matchers = crate::external::selective(matchers.to_vec());
         let hints = SelectHints { labels_only: true, ..SelectHints::range(range.start, range.end) };
         self.select(&hints, &matchers).await
     }

@@ -237,6 +237,15 @@ impl HaTracker {
     }
 
     /// Every election, for `/api/v1/status/ha` and `/metrics`.
+    /// Adds samples counted after [`Self::check`] said `Deduplicated` (the write
+    /// path counts a refused request's samples only once it knows it is refused).
+    pub(crate) fn add_deduplicated(&self, tenant: &TenantId, cluster: &str, samples: u64) {
+        let key = (tenant.as_str().to_string(), cluster.to_string());
+        if let Some(e) = self.state.lock().elections.get_mut(&key) {
+            e.deduplicated += samples;
+        }
+    }
+
     pub(crate) fn elections(&self) -> Vec<(String, String, Election)> {
         self.state.lock().elections.iter().map(|((t, c), e)| (t.clone(), c.clone(), e.clone())).collect()
     }

@@ -184,24 +184,24 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     let malformed =
         |e: decode::DecodeError| ApiError::bad_data(format!("malformed remote write {} request: {e}", proto.as_str()));
     // A 1.0 request from a non-elected HA replica is answered before the full
-    // decode: half of an HA pair's traffic costs a scan, not a parse.
+    // decode: half of an HA pair's traffic costs a look at its first series and a
+    // count of its samples, not a parse. `ha_checked` holds the replica label to
+    // strip when the tracker accepted the request.
     let mut ha_checked = None;
     if proto == Protocol::V1
         && let Some(ha) = st.ha().for_tenant(&tenant)
     {
-        let (first, samples) = decode::peek_v1(&raw).map_err(malformed)?;
+        let first = decode::first_labels_v1(&raw).map_err(malformed)?;
         let find = |name: &str| first.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let verdict = st.ha().check(
-            &tenant,
-            &ha,
-            find(ha.cluster_label),
-            find(ha.replica_label),
-            samples,
-            strata_model::now_ms(),
-        );
-        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(samples);
-        match verdict {
+        let now = strata_model::now_ms();
+        match st.ha().check(&tenant, &ha, find(ha.cluster_label), find(ha.replica_label), 0, now) {
             ha_tracker::Verdict::Deduplicated { cluster, replica, elected } => {
+                let samples = decode::count_samples_v1(&raw).map_err(malformed)?;
+                st.ha().add_deduplicated(&tenant, &cluster, samples);
+                st.metrics()
+                    .samples_received
+                    .get_or_create(&vec![("protocol", proto.as_str().to_string())])
+                    .inc_by(samples);
                 let msg = deduplicated(st, &tenant, &cluster, &replica, &elected, samples);
                 return Ok(Written {
                     tenant,
@@ -222,12 +222,9 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
     .map_err(malformed)?;
 
     let received = req.samples.len() as u64;
-    if let Some(strip) = ha_checked {
-        if let Some(replica_label) = strip {
-            strip_replica(&mut req, replica_label);
-        }
-    } else {
-        st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
+    st.metrics().samples_received.get_or_create(&vec![("protocol", proto.as_str().to_string())]).inc_by(received);
+    if let Some(Some(replica_label)) = ha_checked {
+        strip_replica(&mut req, replica_label);
     }
     if ha_checked.is_none()
         && let Some(msg) = ha_dedup(st, &tenant, &mut req)

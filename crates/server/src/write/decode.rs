@@ -197,12 +197,10 @@ pub fn decode_v1(buf: &[u8]) -> Result<DecodedWrite<'_>> {
     Ok(out)
 }
 
-/// What the HA tracker needs of a remote write 1.0 request, without decoding it:
-/// the labels of its first series and how many samples it carries in all. Lets a
-/// request from a non-elected replica be answered before the full decode.
-pub fn peek_v1(buf: &[u8]) -> Result<(Vec<(&str, &str)>, u64)> {
-    let mut first = None;
-    let mut samples = 0u64;
+/// The labels of a remote write 1.0 request's first series, without decoding the
+/// rest: what the HA tracker decides on, so a request from a non-elected replica is
+/// answered before the full decode. A request without series has none.
+pub fn first_labels_v1(buf: &[u8]) -> Result<Vec<(&str, &str)>> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         match r.key()? {
@@ -212,7 +210,7 @@ pub fn peek_v1(buf: &[u8]) -> Result<(Vec<(&str, &str)>, u64)> {
                 let mut labels = Vec::new();
                 while !sr.is_empty() {
                     match sr.key()? {
-                        (1, wt) if first.is_none() => {
+                        (1, wt) => {
                             expect(1, wt, LEN)?;
                             let mut lr = Reader::new(sr.bytes()?);
                             let (mut name, mut value) = ("", "");
@@ -225,22 +223,41 @@ pub fn peek_v1(buf: &[u8]) -> Result<(Vec<(&str, &str)>, u64)> {
                             }
                             labels.push((name, value));
                         }
-                        (2, wt) => {
-                            expect(2, wt, LEN)?;
-                            sr.bytes()?;
-                            samples += 1;
-                        }
                         (_, wt) => sr.skip(wt)?,
                     }
                 }
-                if first.is_none() {
-                    first = Some(labels);
+                return Ok(labels);
+            }
+            (_, wt) => r.skip(wt)?,
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The number of samples in a remote write 1.0 request, counted without decoding them.
+pub fn count_samples_v1(buf: &[u8]) -> Result<u64> {
+    let mut n = 0;
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
+        match r.key()? {
+            (1, wt) => {
+                expect(1, wt, LEN)?;
+                let mut sr = Reader::new(r.bytes()?);
+                while !sr.is_empty() {
+                    match sr.key()? {
+                        (2, wt) => {
+                            expect(2, wt, LEN)?;
+                            sr.bytes()?;
+                            n += 1;
+                        }
+                        (_, wt) => sr.skip(wt)?,
+                    }
                 }
             }
             (_, wt) => r.skip(wt)?,
         }
     }
-    Ok((first.unwrap_or_default(), samples))
+    Ok(n)
 }
 
 fn series_v1<'a>(buf: &'a [u8], out: &mut DecodedWrite<'a>) -> Result<()> {
@@ -462,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn peek_v1_finds_the_first_series_labels_and_counts_every_sample() {
+    fn the_ha_peeks_find_the_first_series_labels_and_count_every_sample() {
         let req = v1::WriteRequest {
             timeseries: vec![
                 v1::TimeSeries {
@@ -482,12 +499,12 @@ mod tests {
             ..Default::default()
         };
         let buf = req.encode_to_vec();
-        let (labels, samples) = peek_v1(&buf).unwrap();
-        assert_eq!(labels, vec![("__replica__", "r1"), ("cluster", "eu")]);
-        assert_eq!(samples, 3);
-        assert_eq!(samples as usize, decode_v1(&buf).unwrap().samples_len());
+        assert_eq!(first_labels_v1(&buf).unwrap(), vec![("__replica__", "r1"), ("cluster", "eu")]);
+        assert_eq!(count_samples_v1(&buf).unwrap(), 3);
+        assert_eq!(decode_v1(&buf).unwrap().samples_len(), 3);
+        assert!(first_labels_v1(&[]).unwrap().is_empty());
         for cut in 0..buf.len() {
-            let _ = peek_v1(&buf[..cut]);
+            let _ = (first_labels_v1(&buf[..cut]), count_samples_v1(&buf[..cut]));
         }
     }
 
