@@ -22,3 +22,6 @@ fi
 bash scripts/fuzz.sh  # every fuzz target for 10 s from its seeds (docs/fuzzing.md)
 # Per-file pass counts of Prometheus's own PromQL test corpus (../shared/promqltest).
 cargo test -p strata-promql --test promqltest -- --nocapture
+# The build's footprint, for the day a CI machine's disk is small again.
+du -sh target fuzz/target 2>/dev/null || true
+df -h . | tail -1
