@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,10 +13,11 @@ use strata_model::TenantId;
 use tokio::sync::watch;
 use ulid::Ulid;
 
+use crate::downsample::{DownsampleOptions, downsample_block, plan_downsample};
 use crate::gc::collect_garbage;
 use crate::merge::{GroupOutcome, compact_group};
 use crate::planner::{DEFAULT_RANGES, dedup_groups, plan};
-use crate::retention::apply_retention;
+use crate::retention::{Retention, apply_retention};
 use crate::stats::CompactorStats;
 use crate::{Error, Result, now_unix_ms};
 
@@ -23,8 +25,8 @@ use crate::{Error, Result, now_unix_ms};
 /// runs dry (each round merges at least two blocks into one, so it should).
 const MAX_ROUNDS: usize = 1_000;
 
-/// How long a tenant's raw data is kept: `None` keeps it forever.
-pub type RetentionFn = Arc<dyn Fn(&TenantId) -> Option<Duration> + Send + Sync>;
+/// How long a tenant's data is kept at each resolution.
+pub type RetentionFn = Arc<dyn Fn(&TenantId) -> Retention + Send + Sync>;
 
 /// What the compactor does.
 #[derive(Clone)]
@@ -35,8 +37,13 @@ pub struct CompactorOptions {
     /// How long a marked block stays before it is deleted, so queries that listed
     /// it can finish reading it.
     pub deletion_delay: Duration,
-    /// Retention per tenant.
+    /// Retention per tenant and resolution.
     pub retention: RetentionFn,
+    /// When raw blocks get 5m copies and 5m blocks 1h copies.
+    pub downsample: DownsampleOptions,
+    /// Where merges and downsampling spool the blocks they write (under the data
+    /// dir in the binary; the system temp dir may be small or a RAM disk).
+    pub spool_dir: PathBuf,
     /// HA replica labels to deduplicate by (Thanos's `--deduplication.replica-label`):
     /// merged blocks keep one series per target, and a block not yet deduplicated by
     /// all of them is rewritten on its own.
@@ -48,18 +55,23 @@ impl fmt::Debug for CompactorOptions {
         f.debug_struct("CompactorOptions")
             .field("ranges", &self.ranges)
             .field("deletion_delay", &self.deletion_delay)
+            .field("downsample", &self.downsample)
+            .field("spool_dir", &self.spool_dir)
             .finish_non_exhaustive()
     }
 }
 
 impl Default for CompactorOptions {
-    /// Thanos's ranges (2h, 12h, 2d, 14d), a 2h deletion delay, data kept forever.
+    /// Thanos's ranges (2h, 12h, 2d, 14d) and downsampling (5m after 40h, 1h after
+    /// 10d), a 2h deletion delay, data kept forever, spooling to the temp dir.
     fn default() -> Self {
         CompactorOptions {
             ranges: DEFAULT_RANGES.to_vec(),
             deletion_delay: Duration::from_secs(2 * 3600),
-            retention: Arc::new(|_: &TenantId| None),
+            retention: Arc::new(|_: &TenantId| Retention::default()),
             replica_labels: Vec::new(),
+            downsample: DownsampleOptions::default(),
+            spool_dir: std::env::temp_dir(),
         }
     }
 }
@@ -71,7 +83,7 @@ impl CompactorOptions {
     }
 
     /// The same retention for every tenant.
-    pub fn uniform_retention(retention: Option<Duration>) -> RetentionFn {
+    pub fn uniform_retention(retention: Retention) -> RetentionFn {
         Arc::new(move |_: &TenantId| retention)
     }
 
@@ -102,6 +114,8 @@ pub struct Report {
     pub blocks_compacted: usize,
     /// Blocks marked for deletion by retention.
     pub blocks_expired: usize,
+    /// Downsampled blocks written (5m and 1h).
+    pub blocks_downsampled: usize,
     /// Marked blocks deleted.
     pub blocks_deleted: usize,
     /// Incomplete block directories (failed uploads) deleted.
@@ -116,13 +130,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tenants {}, groups merged {}, blocks written {}, compacted away {}, expired {}, deleted {}, \
-             incomplete deleted {}, marked no-compact {}, failures {}",
+            "tenants {}, groups merged {}, blocks written {}, compacted away {}, expired {}, downsampled {}, \
+             deleted {}, incomplete deleted {}, marked no-compact {}, failures {}",
             self.tenants,
             self.groups_merged,
             self.blocks_written,
             self.blocks_compacted,
             self.blocks_expired,
+            self.blocks_downsampled,
             self.blocks_deleted,
             self.incomplete_deleted,
             self.blocks_no_compact,
@@ -211,12 +226,15 @@ impl Compactor {
     async fn tenant_pass(&self, tenant: &TenantId, report: &mut Report) -> Result<()> {
         // Other processes (the ingester uploading, another tool) change the bucket.
         self.bucket.invalidate(tenant);
-        if let Some(retention) = (self.opts.retention)(tenant) {
-            let marked = apply_retention(&self.bucket, tenant, retention, now_unix_ms()).await?;
-            report.blocks_expired += marked.len();
-            CompactorStats::add(&self.stats.blocks_marked_for_deletion, marked.len() as u64);
-        }
+        let retention = (self.opts.retention)(tenant);
+        let downsampling = self.opts.downsample.enabled;
+        let marked = apply_retention(&self.bucket, tenant, &retention, downsampling, now_unix_ms()).await?;
+        report.blocks_expired += marked.len();
+        CompactorStats::add(&self.stats.blocks_marked_for_deletion, marked.len() as u64);
         self.compact_tenant(tenant, report).await?;
+        if downsampling {
+            self.downsample_tenant(tenant, report).await?;
+        }
         let gc = collect_garbage(&self.bucket, tenant, self.opts.deletion_delay, now_unix_ms()).await?;
         report.blocks_deleted += gc.deleted.len();
         report.incomplete_deleted += gc.incomplete.len();
@@ -232,7 +250,9 @@ impl Compactor {
                 .filter(|b| b.deletion_mark.is_none() && b.no_compact.is_none())
                 .map(|b| (b.meta.ulid, b))
                 .collect();
-            let metas: Vec<BlockMeta> = live.values().map(|b| b.meta.clone()).collect();
+            // Downsampled blocks are never merged: each is the copy of one raw block
+            // and is replaced when that block's data is compacted further.
+            let metas: Vec<BlockMeta> = live.values().filter(|b| b.meta.is_raw()).map(|b| b.meta.clone()).collect();
             let mut groups = plan(&metas, &self.opts.ranges);
             groups.extend(dedup_groups(&metas, &groups, &self.opts.replica_labels));
             if groups.is_empty() {
@@ -246,7 +266,7 @@ impl Compactor {
                 let inputs: Vec<BlockInfo> =
                     g.blocks.iter().filter_map(|u| live.get(u)).map(|b| (*b).clone()).collect();
                 tracing::debug!(%tenant, kind = ?g.kind, blocks = inputs.len(), g.min_time, g.max_time, "merging group");
-                match compact_group(&self.bucket, &inputs, &self.opts.replica_labels).await {
+                match compact_group(&self.bucket, &inputs, &self.opts.replica_labels, &self.opts.spool_dir).await {
                     Ok(GroupOutcome::Merged { block, inputs }) => {
                         report.groups_merged += 1;
                         report.blocks_compacted += inputs.len();
@@ -270,6 +290,45 @@ impl Compactor {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Raw to 5m, then 5m to 1h (so a pass can take fresh 5m copies further).
+    async fn downsample_tenant(&self, tenant: &TenantId, report: &mut Report) -> Result<()> {
+        for (from, to, after) in self.opts.downsample.steps() {
+            let cutoff = now_unix_ms().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+            let blocks = self.bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
+            let live: HashMap<Ulid, &BlockInfo> = blocks
+                .iter()
+                .filter(|b| b.deletion_mark.is_none() && b.no_compact.is_none())
+                .map(|b| (b.meta.ulid, b))
+                .collect();
+            let metas: Vec<BlockMeta> = live.values().map(|b| b.meta.clone()).collect();
+            for id in plan_downsample(&metas, from, to, cutoff) {
+                let Some(input) = live.get(&id) else { continue };
+                match downsample_block(&self.bucket, input, to, &self.opts.spool_dir).await {
+                    Ok(GroupOutcome::Merged { block, inputs: superseded }) => {
+                        report.blocks_downsampled += usize::from(block.is_some());
+                        CompactorStats::add(&self.stats.downsamplings, u64::from(block.is_some()));
+                        CompactorStats::add(&self.stats.blocks_marked_for_deletion, superseded.len() as u64);
+                    }
+                    Ok(GroupOutcome::Unreadable { blocks }) => {
+                        report.blocks_no_compact += blocks.len();
+                        CompactorStats::add(&self.stats.blocks_marked_no_compact, blocks.len() as u64);
+                    }
+                    Ok(GroupOutcome::Stale { block }) => {
+                        tracing::info!(%tenant, %block, "block vanished while downsampling; next pass");
+                        self.bucket.invalidate(tenant);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        CompactorStats::add(&self.stats.downsampling_failures, 1);
+                        return Err(e);
+                    }
+                }
+            }
+            self.bucket.invalidate(tenant);
         }
         Ok(())
     }

@@ -7,35 +7,41 @@
 //!
 //! ```text
 //!   Bucket::tenants ─► per tenant, each pass:
-//!     retention: max_time <= now - retention ─────────────────► deletion-mark.json
+//!     retention per resolution: max_time <= now - retention
+//!       (raw and 5m only once the next resolution covers them) ───► deletion-mark.json
 //!     compaction, until the planner has nothing left:
 //!       Bucket::blocks ─► live (unmarked) metas ─► planner (pure)
 //!         ─► groups: vertical (overlaps) first, then horizontal (aligned windows)
-//!         ─► merge: read_block each ─► merge_series ─► BlockBuilder ─► upload
+//!         ─► merge (raw blocks only): series in batches ─► merge_series ─► BlockBuilder ─► upload
 //!              ─► deletion-mark.json on every input
 //!              └► unreadable input ─► no-compact-mark.json, plan again without it
+//!     downsampling: raw older than raw_to_5m_after ─► 5m block; 5m older than
+//!       5m_to_1h_after ─► 1h block (streamed in batches; smaller copies superseded)
 //!     gc: deletion mark older than deletion_delay ─► delete_block
 //!         no meta.json, newest file older than max(deletion_delay, 1h) ─► delete_block
 //!   CompactorStats (atomics) ─► /metrics
 //! ```
 
 mod compactor;
+mod downsample;
 mod error;
 mod gc;
 mod merge;
 mod planner;
 mod retention;
 mod stats;
+mod stream;
 
 #[cfg(test)]
 mod tests;
 
 pub use compactor::{Compactor, CompactorOptions, Report, RetentionFn};
+pub use downsample::{DownsampleOptions, downsample_block, is_covered, next_resolution, plan_downsample};
 pub use error::{Error, Result};
 pub use gc::{GcReport, MIN_INCOMPLETE_AGE, collect_garbage};
 pub use merge::{GroupOutcome, compact_group};
 pub use planner::{DEFAULT_RANGES, Group, GroupKind, dedup_groups, plan};
-pub use retention::{RETENTION_REASON, apply_retention};
+pub use retention::{RETENTION_REASON, Retention, apply_retention};
 pub use stats::{CompactorStats, Metric, metric_names};
 
 /// Wall-clock time in Unix milliseconds.

@@ -1,9 +1,10 @@
 //! Merging one group of blocks into one.
 //!
 //! ```text
-//!   inputs ─► read_block each (decode off the I/O workers)
-//!          ─► unreadable? no-compact mark on it, nothing written, plan again
-//!          ─► merge_series (dedup of identical timestamps) ─► BlockBuilder (blocking thread)
+//!   inputs ─► Batches (series tables only; samples in batches of whole series, see `stream`)
+//!          ─► per batch: merge_series (identical timestamps once) ─► offline HA dedup
+//!             ─► BlockBuilder spooling to the spool dir (blocking thread)
+//!          ─► unreadable input? no-compact mark on it, nothing uploaded, plan again
 //!          ─► upload (data files, meta.json last) ─► deletion mark on every input
 //! ```
 //!
@@ -12,15 +13,16 @@
 //! hold the same data until the inputs are marked, and queries deduplicate.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
-use object_store::ObjectStoreExt;
 use strata_block::{
-    BlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, Bucket, DeletionMark, ErrorKind, MARKER_VERSION,
-    NoCompactMark, read_block, upload,
+    BlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, Bucket, DeletionMark, MARKER_VERSION, NoCompactMark,
+    upload,
 };
 use strata_model::Series;
 use ulid::Ulid;
 
+use crate::stream::{Batches, StreamError};
 use crate::{Error, Result, now_unix_ms};
 
 /// What became of a group.
@@ -48,7 +50,12 @@ pub enum GroupOutcome {
 ///
 /// Errors only when the store fails (worth retrying later); unreadable inputs are
 /// an [`GroupOutcome::Unreadable`] outcome, not an error.
-pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo], replica_labels: &[String]) -> Result<GroupOutcome> {
+pub async fn compact_group(
+    bucket: &Bucket,
+    inputs: &[BlockInfo],
+    replica_labels: &[String],
+    spool_dir: &Path,
+) -> Result<GroupOutcome> {
     let mut inputs: Vec<&BlockInfo> = inputs.iter().collect();
     inputs.sort_by_key(|b| (b.meta.min_time, b.meta.ulid));
     let Some(first) = inputs.first() else {
@@ -60,51 +67,14 @@ pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo], replica_labels
         return Err(Error::Config(format!("block {} does not belong in a group of {}", b.path, first.path)));
     }
 
-    let store = bucket.store();
-    let reads = futures::future::join_all(inputs.iter().map(|b| read_block(&**store, &b.path))).await;
-    let mut sets: Vec<Vec<Series>> = Vec::with_capacity(inputs.len());
-    let mut unreadable = Vec::new();
-    for (b, read) in inputs.iter().zip(reads) {
-        match read {
-            Ok(series) => match check_counts(&b.meta, &series) {
-                Ok(()) => sets.push(series),
-                Err(reason) => unreadable.push((b, reason)),
-            },
-            Err(e) if e.kind() == ErrorKind::Corrupt => unreadable.push((b, e.to_string())),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                let meta = store.head(&b.path.file(BlockFile::Meta)).await;
-                match meta {
-                    Ok(_) => unreadable.push((b, format!("data file missing: {e}"))),
-                    Err(object_store::Error::NotFound { .. }) => {
-                        return Ok(GroupOutcome::Stale { block: b.meta.ulid });
-                    }
-                    Err(e) => {
-                        return Err(Error::Store {
-                            path: b.path.file(BlockFile::Meta).to_string(),
-                            source: Box::new(e),
-                        });
-                    }
-                }
-            }
-            Err(e) => return Err(Error::block(&b.path, e)),
-        }
-    }
-    if !unreadable.is_empty() {
-        let mut marked = Vec::new();
-        for (b, reason) in unreadable {
-            tracing::warn!(block = %b.path, %reason, "unreadable block, marked no-compact");
-            let mark = NoCompactMark {
-                version: MARKER_VERSION,
-                id: b.meta.ulid,
-                no_compact_time: now_unix_ms() / 1000,
-                reason: reason.clone(),
-            };
-            bucket.put_marker(&b.path, BlockFile::NoCompactMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
-            marked.push((b.meta.ulid, reason));
-        }
-        return Ok(GroupOutcome::Unreadable { blocks: marked });
-    }
-
+    let store = bucket.store().clone();
+    let names: Vec<&str> = replica_labels.iter().map(String::as_str).collect();
+    let batches =
+        Batches::open(store.clone(), &inputs, |l| if names.is_empty() { l.clone() } else { l.without(&names) }).await;
+    let batches = match batches {
+        Ok(b) => b,
+        Err(e) => return stream_outcome(bucket, &inputs, e).await,
+    };
     let sources: BTreeSet<Ulid> = inputs.iter().flat_map(|b| b.meta.compaction.sources.iter().copied()).collect();
     let deduplicated: BTreeSet<String> = inputs
         .iter()
@@ -121,21 +91,31 @@ pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo], replica_labels
     let replica_labels = replica_labels.to_vec();
     let started = std::time::Instant::now();
     let t = tenant.clone();
+    let spool = spool_dir.to_path_buf();
+    let handle = tokio::runtime::Handle::current();
+    let path = first.path.clone();
     let encoded = tokio::task::spawn_blocking(move || {
-        let mut builder = BlockBuilder::spooled(t.as_str(), &std::env::temp_dir())?;
-        let merged = strata_model::merge_series(sets);
-        for s in dedup_replicas(merged, &replica_labels) {
-            builder.add_series(&s.labels, &s.samples)?;
+        let mut batches = batches;
+        let build = |e: strata_block::Error| StreamError::Failed(Error::block(&path, e));
+        let mut builder = BlockBuilder::spooled(t.as_str(), &spool).map_err(build)?;
+        while let Some(sets) = handle.block_on(batches.next_raw()) {
+            let merged = strata_model::merge_series(sets?);
+            for s in dedup_replicas(merged, &replica_labels) {
+                builder.add_series(&s.labels, &s.samples).map_err(build)?;
+            }
         }
-        builder.finish(origin)
+        builder.finish(origin).map_err(build)
     })
     .await
-    .map_err(|e| Error::Task { block: first.path.to_string(), reason: e.to_string() })?
-    .map_err(|e| Error::block(&first.path, e))?;
+    .map_err(|e| Error::Task { block: first.path.to_string(), reason: e.to_string() })?;
+    let encoded = match encoded {
+        Ok(e) => e,
+        Err(e) => return stream_outcome(bucket, &inputs, e).await,
+    };
 
     let new_meta = match &encoded {
         Some(block) => {
-            let path = upload(&**store, block).await.map_err(|e| Error::block(&first.path, e))?;
+            let path = upload(&*store, block).await.map_err(|e| Error::block(&first.path, e))?;
             bucket.invalidate(&tenant);
             tracing::info!(
                 block = %path,
@@ -167,24 +147,25 @@ pub async fn compact_group(bucket: &Bucket, inputs: &[BlockInfo], replica_labels
     Ok(GroupOutcome::Merged { block: new_meta, inputs: inputs.iter().map(|b| b.meta.ulid).collect() })
 }
 
-/// A block that decodes but holds other counts than its `meta.json` says is damaged.
-fn check_counts(meta: &BlockMeta, series: &[Series]) -> std::result::Result<(), String> {
-    let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
-    if series.len() as u64 != meta.stats.num_series || samples != meta.stats.num_samples {
-        return Err(format!(
-            "holds {} series and {samples} samples, meta.json says {} and {}",
-            series.len(),
-            meta.stats.num_series,
-            meta.stats.num_samples
-        ));
+/// The outcome of a streamed read that stopped: a damaged input is marked
+/// no-compact (nothing was written), a vanished one makes the caller list again.
+pub(crate) async fn stream_outcome(bucket: &Bucket, inputs: &[&BlockInfo], e: StreamError) -> Result<GroupOutcome> {
+    match e {
+        StreamError::Failed(e) => Err(e),
+        StreamError::Stale { input } => Ok(GroupOutcome::Stale { block: inputs[input].meta.ulid }),
+        StreamError::Unreadable { input, reason } => {
+            let b = inputs[input];
+            tracing::warn!(block = %b.path, %reason, "unreadable block, marked no-compact");
+            let mark = NoCompactMark {
+                version: MARKER_VERSION,
+                id: b.meta.ulid,
+                no_compact_time: now_unix_ms() / 1000,
+                reason: reason.clone(),
+            };
+            bucket.put_marker(&b.path, BlockFile::NoCompactMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
+            Ok(GroupOutcome::Unreadable { blocks: vec![(b.meta.ulid, reason)] })
+        }
     }
-    // Samples are sorted within a series: its ends bound it (O(series), not O(samples)).
-    let ends = series.iter().flat_map(|s| [s.samples.first(), s.samples.last()]).flatten();
-    let outside = ends.into_iter().find(|s| s.t < meta.min_time || s.t >= meta.max_time);
-    if let Some(s) = outside {
-        return Err(format!("sample at {} outside [{}, {})", s.t, meta.min_time, meta.max_time));
-    }
-    Ok(())
 }
 
 /// Offline HA dedup of merged series: counters (by Prometheus's naming conventions:

@@ -1,30 +1,76 @@
-//! Retention: blocks whose newest sample is older than the tenant's retention get a
-//! deletion mark; garbage collection removes them after the deletion delay.
+//! Retention per resolution: blocks whose newest sample is older than the tenant's
+//! retention for their resolution get a deletion mark; garbage collection removes
+//! them after the deletion delay.
+//!
+//! With downsampling on, a raw or 5m block expires only once its data has a copy
+//! at the next resolution (Thanos's users lost history when raw expired first, its
+//! issue #4634): a 7d raw retention keeps the 5m and 1h history. A no-compact block
+//! (damaged, never downsampled) expires on time regardless.
 
 use std::time::Duration;
 
-use strata_block::{BlockFile, Bucket, DeletionMark, MARKER_VERSION};
+use strata_block::{
+    BlockFile, BlockMeta, Bucket, DeletionMark, MARKER_VERSION, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW,
+};
 use strata_model::TenantId;
 use ulid::Ulid;
 
+use crate::downsample::{is_covered, next_resolution};
 use crate::{Error, Result};
 
 /// Reason written into deletion marks of expired blocks.
 pub const RETENTION_REASON: &str = "retention";
 
+/// How long a tenant's data is kept at each resolution (`None`: forever).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub raw: Option<Duration>,
+    pub five_m: Option<Duration>,
+    pub one_h: Option<Duration>,
+}
+
+impl Retention {
+    /// The retention of blocks of `resolution` (unknown resolutions: forever).
+    pub fn of(&self, resolution: i64) -> Option<Duration> {
+        match resolution {
+            RESOLUTION_RAW => self.raw,
+            RESOLUTION_5M => self.five_m,
+            RESOLUTION_1H => self.one_h,
+            _ => None,
+        }
+    }
+}
+
 /// Marks every block of `tenant` that lies entirely before `now_ms - retention`
-/// (its exclusive `max_time` at or before that instant) and has no deletion mark
-/// yet. No-compact blocks expire like any other. Returns the blocks marked.
+/// for its resolution (its exclusive `max_time` at or before that instant) and has
+/// no deletion mark yet. With `downsampling`, a raw or 5m block that is not yet
+/// covered by the next resolution is kept. Returns the blocks marked.
 pub async fn apply_retention(
     bucket: &Bucket,
     tenant: &TenantId,
-    retention: Duration,
+    retention: &Retention,
+    downsampling: bool,
     now_ms: i64,
 ) -> Result<Vec<Ulid>> {
-    let cutoff = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
     let blocks = bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
+    let live: Vec<&BlockMeta> = blocks.iter().filter(|b| b.deletion_mark.is_none()).map(|b| &b.meta).collect();
     let mut marked = Vec::new();
-    for b in blocks.iter().filter(|b| b.deletion_mark.is_none() && b.meta.max_time <= cutoff) {
+    for b in blocks.iter().filter(|b| b.deletion_mark.is_none()) {
+        let Some(keep) = retention.of(b.meta.resolution) else { continue };
+        let cutoff = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        if b.meta.max_time > cutoff {
+            continue;
+        }
+        if downsampling
+            && b.no_compact.is_none()
+            && let Some(next) = next_resolution(b.meta.resolution)
+        {
+            let coarser: Vec<&BlockMeta> = live.iter().copied().filter(|m| m.resolution == next).collect();
+            if !is_covered(&b.meta, &coarser) {
+                tracing::debug!(block = %b.path, "expired but kept until downsampled");
+                continue;
+            }
+        }
         let mark = DeletionMark {
             version: MARKER_VERSION,
             id: b.meta.ulid,
@@ -32,7 +78,7 @@ pub async fn apply_retention(
             reason: RETENTION_REASON.into(),
         };
         bucket.put_marker(&b.path, BlockFile::DeletionMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
-        tracing::info!(block = %b.path, max_time = b.meta.max_time, cutoff, "block expired by retention");
+        tracing::info!(block = %b.path, resolution = b.meta.resolution, max_time = b.meta.max_time, cutoff, "block expired by retention");
         marked.push(b.meta.ulid);
     }
     Ok(marked)

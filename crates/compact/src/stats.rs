@@ -13,6 +13,8 @@ pub mod metric_names {
     pub const BLOCKS_MARKED_FOR_DELETION: &str = "strata_compactor_blocks_marked_for_deletion_total";
     pub const BLOCKS_MARKED_NO_COMPACT: &str = "strata_compactor_blocks_marked_no_compact_total";
     pub const BLOCKS_DELETED: &str = "strata_compactor_blocks_deleted_total";
+    pub const DOWNSAMPLINGS: &str = "strata_compactor_downsamplings_total";
+    pub const DOWNSAMPLING_FAILURES: &str = "strata_compactor_downsampling_failures_total";
     pub const LAST_SUCCESS: &str = "strata_compactor_last_successful_run_timestamp_seconds";
 }
 
@@ -34,6 +36,10 @@ pub struct CompactorStats {
     pub blocks_marked_for_deletion: AtomicU64,
     /// Blocks found unreadable and marked no-compact.
     pub blocks_marked_no_compact: AtomicU64,
+    /// Downsampled blocks written (5m from raw, 1h from 5m).
+    pub downsamplings: AtomicU64,
+    /// Downsamplings that failed (the store was unavailable, or a bug).
+    pub downsampling_failures: AtomicU64,
     /// Block directories deleted (marked blocks past the delay, abandoned uploads).
     pub blocks_deleted: AtomicU64,
     /// Unix seconds at the end of the last pass without failures (0: none yet).
@@ -75,6 +81,8 @@ impl CompactorStats {
                 "Blocks found unreadable and excluded from compaction.",
                 &self.blocks_marked_no_compact,
             ),
+            c(metric_names::DOWNSAMPLINGS, "Downsampled blocks written (5m and 1h).", &self.downsamplings),
+            c(metric_names::DOWNSAMPLING_FAILURES, "Downsamplings that failed.", &self.downsampling_failures),
             c(metric_names::BLOCKS_DELETED, "Block directories deleted from the bucket.", &self.blocks_deleted),
             Metric {
                 name: metric_names::LAST_SUCCESS,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use object_store::{ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
 use strata_block::{
-    BlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, BlockPath, Bucket, BucketOptions, ObjStoreConfig,
-    read_block, upload,
+    AggrSeries, BlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, BlockPath, Bucket, BucketOptions,
+    ObjStoreConfig, RESOLUTION_1H, RESOLUTION_5M, aggr, read_aggr_block, read_block, upload,
 };
 use strata_model::{Labels, Sample, Series, TenantId, merge_series, stale_nan};
 use ulid::Ulid;
@@ -67,8 +67,13 @@ impl Fixture {
     }
 }
 
+/// Compaction only: the fixtures' data lies in 1970, old enough to downsample.
 fn opts() -> CompactorOptions {
-    CompactorOptions { deletion_delay: Duration::from_secs(3600), ..CompactorOptions::default() }
+    CompactorOptions {
+        deletion_delay: Duration::from_secs(3600),
+        downsample: DownsampleOptions { enabled: false, ..DownsampleOptions::default() },
+        ..CompactorOptions::default()
+    }
 }
 
 fn bits(series: &[Series]) -> Vec<(Labels, Vec<(i64, u64)>)> {
@@ -248,7 +253,8 @@ async fn retention_marks_and_gc_deletes_after_the_delay() {
 
     // With a delay, marks are written but nothing is deleted yet.
     let day = Duration::from_secs(86_400);
-    let marked = apply_retention(&f.bucket, &f.tenant, day, now).await.unwrap();
+    let retention = Retention { raw: Some(day), ..Retention::default() };
+    let marked = apply_retention(&f.bucket, &f.tenant, &retention, false, now).await.unwrap();
     assert_eq!(marked.len(), 2);
     assert!(marked.contains(&old1.ulid) && marked.contains(&old2.ulid));
     let all = f.all().await;
@@ -269,8 +275,8 @@ async fn retention_marks_and_gc_deletes_after_the_delay() {
     let old3 = f.put(&regular(2, 0, 2 * H, 0.0)).await;
     let o = CompactorOptions {
         deletion_delay: Duration::ZERO,
-        retention: CompactorOptions::uniform_retention(Some(day)),
-        ..CompactorOptions::default()
+        retention: CompactorOptions::uniform_retention(retention),
+        ..opts()
     };
     let report = f.compactor(o).run_once().await.unwrap();
     assert_eq!((report.blocks_expired, report.blocks_deleted), (1, 1));
@@ -389,4 +395,155 @@ async fn offline_dedup_keeps_one_series_per_target_and_records_the_labels() {
     // Nothing left to do: a second pass writes nothing.
     let again = c.run_once().await.unwrap();
     assert_eq!(again.blocks_written, 0, "{again:?}");
+}
+
+/// Compaction and downsampling as configured by default (the fixtures' data is old).
+fn downsampling() -> CompactorOptions {
+    CompactorOptions { deletion_delay: Duration::from_secs(3600), ..CompactorOptions::default() }
+}
+
+impl Fixture {
+    async fn read_aggr(&self, id: Ulid) -> Vec<AggrSeries> {
+        read_aggr_block(&**self.bucket.store(), &self.path(id)).await.unwrap()
+    }
+
+    /// The live block of `resolution` whose sources are `sources`.
+    async fn copy_of(&self, sources: &[Ulid], resolution: i64) -> BlockInfo {
+        let live = self.live().await;
+        let found = live.iter().find(|b| b.meta.resolution == resolution && b.meta.compaction.sources == sources);
+        found.unwrap_or_else(|| panic!("no live copy of {sources:?} at {resolution}: {live:?}")).clone()
+    }
+}
+
+/// What a downsampled copy of `raw` must hold.
+fn aggregated(raw: &[Series], resolution: i64) -> Vec<AggrSeries> {
+    raw.iter()
+        .map(|s| AggrSeries { labels: s.labels.clone(), windows: aggr::aggregate(&s.samples, resolution) })
+        .collect()
+}
+
+/// A counter with resets inside 5m windows and exactly at a window edge, and a
+/// gauge that ends with a stale marker.
+fn counters_and_gauges(from: i64, to: i64) -> Vec<Series> {
+    let mut counter = Vec::new();
+    let mut v = 0.0;
+    for t in (from..to).step_by(15_000) {
+        v = if t % (37 * 60_000) == 0 || t % (5 * 60_000) == 0 && t % (3 * 3_600_000) == 0 { 1.0 } else { v + 3.0 };
+        counter.push(Sample::new(t, v));
+    }
+    let mut gauge: Vec<Sample> =
+        (from..to - 60_000).step_by(10_000).map(|t| Sample::new(t, (t / 1000 % 97) as f64)).collect();
+    gauge.push(Sample::new(to - 30_000, stale_nan()));
+    let mut out = vec![
+        Series { labels: Labels::from_pairs([("__name__", "g")]), samples: gauge },
+        Series { labels: Labels::from_pairs([("__name__", "c_total")]), samples: counter },
+    ];
+    out.extend(regular(3, from, to, 5.0));
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_raw_blocks_get_5m_and_1h_copies_equal_to_the_raw_aggregates() {
+    let f = fixture();
+    // Two 2h blocks in an incomplete 12h window: never compacted, downsampled anyway.
+    let b1 = f.put(&counters_and_gauges(0, 2 * H)).await;
+    let b2 = f.put(&counters_and_gauges(2 * H, 4 * H)).await;
+    let c = f.compactor(downsampling());
+    let report = c.run_once().await.unwrap();
+    assert_eq!((report.groups_merged, report.blocks_downsampled), (0, 4), "{report:?}");
+    for raw in [&b1, &b2] {
+        let series = f.read(raw.ulid).await;
+        let five = f.copy_of(&raw.compaction.sources, RESOLUTION_5M).await;
+        let want5 = aggregated(&series, RESOLUTION_5M);
+        assert_eq!(f.read_aggr(five.meta.ulid).await, want5);
+        assert_eq!(five.meta.compaction.parents, [raw.ulid]);
+        let hour = f.copy_of(&raw.compaction.sources, RESOLUTION_1H).await;
+        let want1: Vec<AggrSeries> = want5
+            .iter()
+            .map(|s| AggrSeries { labels: s.labels.clone(), windows: aggr::coarsen(&s.windows, RESOLUTION_1H) })
+            .collect();
+        assert_eq!(f.read_aggr(hour.meta.ulid).await, want1);
+        // The 1h copy of the 5m copy is the 1h aggregate of the raw data.
+        let direct = aggregated(&series, RESOLUTION_1H);
+        for (a, b) in want1.iter().zip(&direct) {
+            assert_eq!(a.windows.len(), b.windows.len());
+            for (x, y) in a.windows.iter().zip(&b.windows) {
+                assert_eq!((x.count, x.resets, x.first_t, x.last_t), (y.count, y.resets, y.first_t, y.last_t));
+                assert!((x.sum - y.sum).abs() <= 1e-9 * y.sum.abs().max(1.0), "{x:?} {y:?}");
+            }
+        }
+    }
+    // Nothing left to do.
+    let again = c.run_once().await.unwrap();
+    assert_eq!(again, Report { tenants: 1, ..Report::default() });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_block_is_downsampled_again_and_replaces_the_smaller_copies() {
+    let f = fixture();
+    let b1 = f.put(&regular(4, 0, 2 * H, 0.0)).await;
+    f.put(&regular(4, 2 * H, 4 * H, 0.0)).await;
+    let c = f.compactor(downsampling());
+    c.run_once().await.unwrap();
+    let old5 = f.copy_of(&b1.compaction.sources, RESOLUTION_5M).await;
+    let old1 = f.copy_of(&b1.compaction.sources, RESOLUTION_1H).await;
+    // A late copy of b1's data overlaps it: the raw blocks merge, and the merged
+    // block's copies supersede b1's.
+    let copy = f.put(&regular(4, 0, 2 * H, 0.0)).await;
+    let report = c.run_once().await.unwrap();
+    assert_eq!((report.groups_merged, report.blocks_downsampled), (1, 2), "{report:?}");
+    let mut sources = vec![b1.ulid, copy.ulid];
+    sources.sort();
+    let new5 = f.copy_of(&sources, RESOLUTION_5M).await;
+    f.copy_of(&sources, RESOLUTION_1H).await;
+    assert_eq!(f.read_aggr(new5.meta.ulid).await, f.read_aggr(old5.meta.ulid).await);
+    let all = f.all().await;
+    for old in [&old5, &old1] {
+        let b = all.iter().find(|b| b.meta.ulid == old.meta.ulid).unwrap();
+        assert!(b.deletion_mark.as_ref().is_some_and(|m| m.reason.starts_with("downsampled again")), "{b:?}");
+    }
+    let live = f.live().await;
+    assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_5M).count(), 2);
+    assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_1H).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_expires_only_once_its_downsampled_copy_exists() {
+    let f = fixture();
+    let raw = f.put(&regular(2, 0, 2 * H, 0.0)).await;
+    let day = Duration::from_secs(86_400);
+    let keep_raw_a_day = Retention { raw: Some(day), five_m: None, one_h: None };
+    let o = CompactorOptions { retention: CompactorOptions::uniform_retention(keep_raw_a_day), ..downsampling() };
+    let c = f.compactor(o.clone());
+    // First pass: expired, but no copy yet: kept, then downsampled.
+    let first = c.run_once().await.unwrap();
+    assert_eq!((first.blocks_expired, first.blocks_downsampled), (0, 2), "{first:?}");
+    assert!(f.live().await.iter().any(|b| b.meta.ulid == raw.ulid));
+    // Second pass: the 5m copy exists, raw goes; 5m and 1h stay (kept forever).
+    let second = c.run_once().await.unwrap();
+    assert_eq!(second.blocks_expired, 1, "{second:?}");
+    let live = f.live().await;
+    assert_eq!(live.iter().map(|b| b.meta.resolution).collect::<Vec<_>>().len(), 2);
+    assert!(live.iter().all(|b| !b.meta.is_raw()));
+    // Without downsampling, raw goes at once.
+    let f = fixture();
+    f.put(&regular(2, 0, 2 * H, 0.0)).await;
+    let off = CompactorOptions { downsample: DownsampleOptions { enabled: false, ..o.downsample.clone() }, ..o };
+    let r = f.compactor(off).run_once().await.unwrap();
+    assert_eq!((r.blocks_expired, r.blocks_downsampled), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_raw_block_is_marked_no_compact_and_not_downsampled() {
+    let f = fixture();
+    let good = f.put(&regular(2, 0, 2 * H, 0.0)).await;
+    let bad = f.put(&regular(2, 24 * H, 26 * H, 0.0)).await;
+    let key = f.path(bad.ulid).file(BlockFile::Samples);
+    f.bucket.store().put(&key, PutPayload::from(vec![7u8; 64])).await.unwrap();
+    let report = f.compactor(downsampling()).run_once().await.unwrap();
+    assert_eq!((report.blocks_no_compact, report.blocks_downsampled), (1, 2), "{report:?}");
+    f.copy_of(&good.compaction.sources, RESOLUTION_1H).await;
+    let all = f.all().await;
+    assert!(all.iter().find(|b| b.meta.ulid == bad.ulid).unwrap().no_compact.is_some());
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use strata_block::{Bucket, BucketOptions};
-use strata_compact::{Compactor, CompactorOptions, Report};
+use strata_compact::{Compactor, CompactorOptions, DownsampleOptions, Report};
 use strata_model::TenantId;
 
 use crate::config::Config;
@@ -33,8 +33,14 @@ pub(crate) fn compactor_options(cfg: &Config) -> CompactorOptions {
     CompactorOptions {
         ranges: CompactorOptions::ranges_from(&cfg.compactor.ranges),
         deletion_delay: cfg.compactor.deletion_delay,
-        retention: Arc::new(move |t: &TenantId| retention.raw_retention(t.as_str())),
+        retention: Arc::new(move |t: &TenantId| retention.retention(t.as_str())),
         replica_labels: cfg.compactor.deduplication.replica_labels.clone(),
+        downsample: DownsampleOptions {
+            enabled: cfg.compactor.downsample.enabled,
+            raw_to_5m_after: cfg.compactor.downsample.raw_to_5m_after,
+            five_m_to_1h_after: cfg.compactor.downsample.five_m_to_1h_after,
+        },
+        spool_dir: cfg.data_dir.join("compactor"),
     }
 }
 
@@ -75,6 +81,7 @@ fn report_table(r: &Report) -> String {
         ("blocks written", r.blocks_written),
         ("blocks compacted away", r.blocks_compacted),
         ("blocks expired (retention)", r.blocks_expired),
+        ("blocks downsampled", r.blocks_downsampled),
         ("blocks deleted", r.blocks_deleted),
         ("incomplete uploads deleted", r.incomplete_deleted),
         ("blocks marked no-compact", r.blocks_no_compact),
@@ -87,19 +94,31 @@ fn report_table(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    use strata_compact::Retention;
+
     use super::*;
 
     #[test]
     fn options_follow_the_config() {
         let cfg = Config::from_yaml(
-            "compactor:\n  ranges: [1h, 4h]\n  deletion_delay: 10m\nretention:\n  raw: 7d\n  tenants:\n    keep: 0s\n",
+            "compactor:\n  ranges: [1h, 4h]\n  deletion_delay: 10m\n  downsample: {raw_to_5m_after: 1d, 5m_to_1h_after: 3d}\n\
+             retention:\n  raw: 7d\n  5m: 90d\n  tenants:\n    keep: 0s\n    short: {raw: 2d, 1h: 1y}\n",
         )
         .unwrap();
         let o = compactor_options(&cfg);
         assert_eq!(o.ranges, [3_600_000, 4 * 3_600_000]);
         assert_eq!(o.deletion_delay, Duration::from_secs(600));
-        assert_eq!((o.retention)(&TenantId::new("a").unwrap()), Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!((o.retention)(&TenantId::new("keep").unwrap()), None);
+        assert_eq!(o.downsample.raw_to_5m_after, Duration::from_secs(86_400));
+        assert_eq!(o.downsample.five_m_to_1h_after, Duration::from_secs(3 * 86_400));
+        assert_eq!(o.spool_dir, cfg.data_dir.join("compactor"));
+        let day = |n: u64| Some(Duration::from_secs(n * 86_400));
+        let r = |t: &str| (o.retention)(&TenantId::new(t).unwrap());
+        assert_eq!(r("a"), Retention { raw: day(7), five_m: day(90), one_h: None });
+        assert_eq!(r("keep"), Retention { raw: None, five_m: day(90), one_h: None });
+        assert_eq!(
+            r("short"),
+            Retention { raw: day(2), five_m: day(90), one_h: Some(Duration::from_secs(31_557_600)) }
+        );
         o.validate().unwrap();
     }
 
@@ -109,6 +128,6 @@ mod tests {
         let s = report_table(&r);
         let line = s.lines().find(|l| l.starts_with("groups merged")).unwrap();
         assert_eq!(line.split_whitespace().last(), Some("3"), "{s}");
-        assert_eq!(s.lines().count(), 9);
+        assert_eq!(s.lines().count(), 10);
     }
 }

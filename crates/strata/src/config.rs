@@ -95,6 +95,32 @@ pub(crate) struct CompactorConfig {
     pub(crate) deletion_delay: Duration,
     /// Offline HA dedup (Thanos's `--deduplication.replica-label`).
     pub(crate) deduplication: DeduplicationConfig,
+    /// 5m and 1h aggregate copies of old data.
+    pub(crate) downsample: DownsampleConfig,
+}
+
+/// Downsampling settings (docs/downsampling.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DownsampleConfig {
+    pub(crate) enabled: bool,
+    /// Raw data this old gets a 5m copy.
+    #[serde(deserialize_with = "duration")]
+    pub(crate) raw_to_5m_after: Duration,
+    /// 5m data this old gets a 1h copy.
+    #[serde(rename = "5m_to_1h_after", deserialize_with = "duration")]
+    pub(crate) five_m_to_1h_after: Duration,
+}
+
+impl Default for DownsampleConfig {
+    fn default() -> Self {
+        let d = strata_compact::DownsampleOptions::default();
+        DownsampleConfig {
+            enabled: d.enabled,
+            raw_to_5m_after: d.raw_to_5m_after,
+            five_m_to_1h_after: d.five_m_to_1h_after,
+        }
+    }
 }
 
 /// Offline HA replica deduplication in compaction.
@@ -115,25 +141,54 @@ impl Default for CompactorConfig {
             ranges: vec![h(2), h(12), h(48), h(14 * 24)],
             deletion_delay: h(2),
             deduplication: DeduplicationConfig::default(),
+            downsample: DownsampleConfig::default(),
         }
     }
 }
 
-/// Retention settings.
+/// Retention settings: per resolution, with per-tenant overrides. 0 keeps forever.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RetentionConfig {
-    /// How long raw samples are kept; blocks entirely older are deleted. 0 keeps forever.
     #[serde(deserialize_with = "duration")]
     pub(crate) raw: Duration,
-    /// Per-tenant overrides of `raw`.
-    #[serde(deserialize_with = "duration_map")]
-    pub(crate) tenants: std::collections::BTreeMap<String, Duration>,
+    #[serde(rename = "5m", deserialize_with = "duration")]
+    pub(crate) five_m: Duration,
+    #[serde(rename = "1h", deserialize_with = "duration")]
+    pub(crate) one_h: Duration,
+    /// Per-tenant overrides: a duration (of raw data, as before) or any of
+    /// `raw`, `5m`, `1h` (the rest from the defaults).
+    pub(crate) tenants: std::collections::BTreeMap<String, TenantRetention>,
+}
+
+/// A tenant's override.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum TenantRetention {
+    Raw(#[serde(deserialize_with = "duration")] Duration),
+    Resolutions(PartialRetention),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PartialRetention {
+    #[serde(default, deserialize_with = "strata_model::config_duration::optional")]
+    raw: Option<Duration>,
+    #[serde(default, rename = "5m", deserialize_with = "strata_model::config_duration::optional")]
+    five_m: Option<Duration>,
+    #[serde(default, rename = "1h", deserialize_with = "strata_model::config_duration::optional")]
+    one_h: Option<Duration>,
 }
 
 impl Default for RetentionConfig {
+    /// Raw 30 days; the downsampled copies forever (Thanos keeps all forever).
     fn default() -> Self {
-        RetentionConfig { raw: Duration::from_secs(30 * 24 * 3600), tenants: Default::default() }
+        RetentionConfig {
+            raw: Duration::from_secs(30 * 24 * 3600),
+            five_m: Duration::ZERO,
+            one_h: Duration::ZERO,
+            tenants: Default::default(),
+        }
     }
 }
 
@@ -256,17 +311,6 @@ fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error>
         .collect()
 }
 
-fn duration_map<'de, D: Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, Duration>, D::Error> {
-    let m = std::collections::BTreeMap::<String, String>::deserialize(d)?;
-    m.into_iter()
-        .map(|(k, s)| {
-            let d = humantime::parse_duration(&s)
-                .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?} for {k}: {e}")))?;
-            Ok((k, d))
-        })
-        .collect()
-}
-
 impl Config {
     pub(crate) fn from_yaml(text: &str) -> anyhow::Result<Config> {
         Ok(serde_norway::from_str(text)?)
@@ -296,10 +340,18 @@ impl Config {
         self.objstore.clone().unwrap_or_else(|| ObjStoreConfig::filesystem(self.data_dir.join("bucket")))
     }
 
-    /// Retention of raw data for `tenant` (`None`: keep forever).
-    pub(crate) fn raw_retention(&self, tenant: &str) -> Option<Duration> {
-        let d = self.retention.tenants.get(tenant).copied().unwrap_or(self.retention.raw);
-        (!d.is_zero()).then_some(d)
+    /// Retention of each resolution for `tenant` (`None`: keep forever).
+    pub(crate) fn retention(&self, tenant: &str) -> strata_compact::Retention {
+        let d = &self.retention;
+        let (raw, five_m, one_h) = match d.tenants.get(tenant) {
+            None => (d.raw, d.five_m, d.one_h),
+            Some(TenantRetention::Raw(raw)) => (*raw, d.five_m, d.one_h),
+            Some(TenantRetention::Resolutions(p)) => {
+                (p.raw.unwrap_or(d.raw), p.five_m.unwrap_or(d.five_m), p.one_h.unwrap_or(d.one_h))
+            }
+        };
+        let keep = |d: Duration| (!d.is_zero()).then_some(d);
+        strata_compact::Retention { raw: keep(raw), five_m: keep(five_m), one_h: keep(one_h) }
     }
 }
 
@@ -320,6 +372,8 @@ mod tests {
         assert_eq!(c.blocks.block_range, BlocksConfig::default().block_range);
         assert_eq!(c.compactor.ranges, CompactorConfig::default().ranges);
         assert_eq!(c.retention.raw, RetentionConfig::default().raw);
+        assert_eq!(c.compactor.downsample.raw_to_5m_after, DownsampleConfig::default().raw_to_5m_after);
+        assert_eq!(c.compactor.downsample.five_m_to_1h_after, DownsampleConfig::default().five_m_to_1h_after);
         assert!(c.external_labels.is_empty());
         assert_eq!(c.federation, strata_querier::FederationConfig::default());
     }
@@ -379,7 +433,10 @@ mod tests {
         assert_eq!(c.objstore().config.bucket.as_deref(), Some("strata"));
         let d = Config::default();
         assert_eq!(d.objstore(), ObjStoreConfig::filesystem("./data/bucket"));
-        assert_eq!(d.raw_retention("x"), Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(
+            d.retention("x"),
+            strata_compact::Retention { raw: Some(Duration::from_secs(30 * 86400)), five_m: None, one_h: None }
+        );
     }
 
     #[test]
