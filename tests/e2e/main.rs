@@ -7,6 +7,7 @@ mod bad_input;
 mod blocks;
 mod crash;
 mod differential;
+mod downsampling;
 mod faults;
 mod federation;
 mod ha;

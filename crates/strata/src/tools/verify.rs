@@ -5,13 +5,13 @@
 //!               ─► meta.json unreadable, data file missing or of another size
 //!               ─► live blocks overlapping (same resolution), or with times far from now
 //!                  (before 1990, or more than a day ahead)
-//!               ─► read_block each sound block ─► undecodable, or counts off meta.json
+//!               ─► read_block (read_aggr_block) each sound block ─► undecodable, or counts off meta.json
 //! ```
 
 use std::collections::BTreeMap;
 
 use indicatif::ProgressBar;
-use strata_block::{BlockFile, BlockMeta, BlockPath, Bucket, read_block};
+use strata_block::{BlockFile, BlockMeta, BlockPath, Bucket, read_aggr_block, read_block};
 use strata_compact::MIN_INCOMPLETE_AGE;
 use strata_model::TenantId;
 
@@ -194,18 +194,24 @@ pub(crate) async fn verify(
     pb.set_length(read as u64);
     for (path, meta) in to_read {
         pb.set_message(path.to_string());
-        let detail = match read_block(&**bucket.store(), &path).await {
-            Ok(series) => {
-                let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
-                (series.len() as u64 != meta.stats.num_series || samples != meta.stats.num_samples).then(|| {
+        // A downsampled block's "samples" are its windows.
+        let counts = if meta.is_raw() {
+            read_block(&**bucket.store(), &path)
+                .await
+                .map(|series| (series.len() as u64, series.iter().map(|s| s.samples.len() as u64).sum::<u64>()))
+        } else {
+            read_aggr_block(&**bucket.store(), &path)
+                .await
+                .map(|series| (series.len() as u64, series.iter().map(|s| s.windows.len() as u64).sum::<u64>()))
+        };
+        let detail = match counts {
+            Ok((num_series, samples)) => (num_series != meta.stats.num_series || samples != meta.stats.num_samples)
+                .then(|| {
                     format!(
-                        "holds {} series and {samples} samples, meta.json says {} and {}",
-                        series.len(),
-                        meta.stats.num_series,
-                        meta.stats.num_samples
+                        "holds {num_series} series and {samples} samples, meta.json says {} and {}",
+                        meta.stats.num_series, meta.stats.num_samples
                     )
-                })
-            }
+                }),
             Err(e) => Some(e.to_string()),
         };
         if let Some(detail) = detail {
