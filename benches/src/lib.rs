@@ -22,6 +22,7 @@
 mod progress;
 mod rng;
 
+pub mod downsample;
 pub mod ha;
 pub mod replay;
 pub mod report;

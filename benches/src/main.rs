@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use strata_benches::downsample::{self, CompactOptions};
 use strata_benches::ha::{self, HaOptions};
 use strata_benches::replay::{self, ReplayOptions};
 use strata_benches::report;
@@ -96,6 +97,40 @@ enum Cmd {
         /// Keep the targets' data dirs.
         #[arg(long)]
         keep_data: bool,
+    },
+    /// Compaction and downsampling of a generated bucket by `strata compact --once`:
+    /// wall, CPU seconds, peak RSS per pass, and bytes stored per resolution.
+    Compact {
+        /// The strata binary (default: <workspace>/target/release/strata).
+        #[arg(long)]
+        strata_bin: Option<PathBuf>,
+        /// Series in the bucket.
+        #[arg(long, default_value_t = 10_000)]
+        series: usize,
+        /// Days of data.
+        #[arg(long, default_value_t = 2.0)]
+        days: f64,
+        /// Sample interval, seconds.
+        #[arg(long, default_value_t = 15)]
+        interval: u64,
+        /// Length of each generated raw block, hours (blocks cut from the head: 2).
+        #[arg(long, default_value_t = 2)]
+        block_hours: u64,
+        /// Age of the newest sample, days (over 10: both 5m and 1h copies are made).
+        #[arg(long, default_value_t = 12.0)]
+        age_days: f64,
+        /// Output directory for compact.json.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+        /// Where the bucket goes (default: the system temp dir).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Keep the bucket.
+        #[arg(long)]
+        keep_data: bool,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -256,6 +291,25 @@ fn main() -> Result<()> {
             if !rep.ok() {
                 bail!("HA benchmark check FAILED (see mismatches above)");
             }
+        }
+        Cmd::Compact { strata_bin, series, days, interval, block_hours, age_days, out, work_dir, keep_data, seed } => {
+            if series == 0 || interval == 0 || block_hours == 0 || days <= 0.0 {
+                bail!("--series, --interval, --block-hours and --days must be > 0");
+            }
+            let opts = CompactOptions {
+                strata_bin: strata_bin.unwrap_or_else(|| TargetKind::Strata.default_binary(&workspace_root())),
+                series,
+                days,
+                interval_s: interval,
+                block_hours,
+                age_days,
+                work_dir: work_dir.unwrap_or_else(std::env::temp_dir),
+                keep_data,
+                seed,
+            };
+            let rep = downsample::run_compact(&opts)?;
+            println!("{}", downsample::compact_table(&rep));
+            println!("wrote {}", downsample::write_compact_json(&rep, &out)?.display());
         }
     }
     Ok(())
