@@ -245,11 +245,7 @@ impl Compactor {
     async fn compact_tenant(&self, tenant: &TenantId, report: &mut Report) -> Result<()> {
         for round in 0.. {
             let blocks = self.bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
-            let live: HashMap<Ulid, &BlockInfo> = blocks
-                .iter()
-                .filter(|b| b.deletion_mark.is_none() && b.no_compact.is_none())
-                .map(|b| (b.meta.ulid, b))
-                .collect();
+            let live = workable(&blocks);
             // Downsampled blocks are never merged: each is the copy of one raw block
             // and is replaced when that block's data is compacted further.
             let metas: Vec<BlockMeta> = live.values().filter(|b| b.meta.is_raw()).map(|b| b.meta.clone()).collect();
@@ -299,11 +295,7 @@ impl Compactor {
         for (from, to, after) in self.opts.downsample.steps() {
             let cutoff = now_unix_ms().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
             let blocks = self.bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
-            let live: HashMap<Ulid, &BlockInfo> = blocks
-                .iter()
-                .filter(|b| b.deletion_mark.is_none() && b.no_compact.is_none())
-                .map(|b| (b.meta.ulid, b))
-                .collect();
+            let live = workable(&blocks);
             let metas: Vec<BlockMeta> = live.values().map(|b| b.meta.clone()).collect();
             for id in plan_downsample(&metas, from, to, cutoff) {
                 let Some(input) = live.get(&id) else { continue };
@@ -332,6 +324,11 @@ impl Compactor {
         }
         Ok(())
     }
+}
+
+/// The blocks maintenance may work on: neither marked for deletion nor no-compact.
+fn workable(blocks: &[BlockInfo]) -> HashMap<Ulid, &BlockInfo> {
+    blocks.iter().filter(|b| b.deletion_mark.is_none() && b.no_compact.is_none()).map(|b| (b.meta.ulid, b)).collect()
 }
 
 /// Resolves once shutdown is requested (the value turns true or the sender goes).

@@ -25,12 +25,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use strata_block::{
-    AggrBlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, Bucket, DeletionMark, MARKER_VERSION,
-    RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, aggr, upload,
+    AggrBlockBuilder, BlockInfo, BlockMeta, BlockOrigin, Bucket, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW, aggr,
+    upload,
 };
 use strata_model::TenantId;
 use ulid::Ulid;
 
+use crate::marks::mark_for_deletion;
 use crate::merge::{GroupOutcome, stream_outcome};
 use crate::stream::{Batches, StreamError};
 use crate::{Error, Result, now_unix_ms};
@@ -176,13 +177,7 @@ async fn supersede(bucket: &Bucket, tenant: &TenantId, new: &BlockMeta) -> Resul
             && b.meta.ulid != new.ulid
             && b.meta.compaction.sources.iter().all(|s| sources.contains(s))
     }) {
-        let mark = DeletionMark {
-            version: MARKER_VERSION,
-            id: b.meta.ulid,
-            deletion_time: now_unix_ms() / 1000,
-            reason: format!("downsampled again into {}", new.ulid),
-        };
-        bucket.put_marker(&b.path, BlockFile::DeletionMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
+        mark_for_deletion(bucket, b, format!("downsampled again into {}", new.ulid), now_unix_ms()).await?;
         marked.push(b.meta.ulid);
     }
     if !marked.is_empty() {

@@ -26,6 +26,7 @@ mod compactor;
 mod downsample;
 mod error;
 mod gc;
+mod marks;
 mod merge;
 mod planner;
 mod retention;

@@ -15,13 +15,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use strata_block::{
-    BlockBuilder, BlockFile, BlockInfo, BlockMeta, BlockOrigin, Bucket, DeletionMark, MARKER_VERSION, NoCompactMark,
-    upload,
-};
+use strata_block::{BlockBuilder, BlockInfo, BlockMeta, BlockOrigin, Bucket, upload};
 use strata_model::Series;
 use ulid::Ulid;
 
+use crate::marks::{mark_for_deletion, mark_no_compact};
 use crate::stream::{Batches, StreamError};
 use crate::{Error, Result, now_unix_ms};
 
@@ -136,13 +134,7 @@ pub async fn compact_group(
         None => "compacted: no samples".to_string(),
     };
     for b in &inputs {
-        let mark = DeletionMark {
-            version: MARKER_VERSION,
-            id: b.meta.ulid,
-            deletion_time: now_unix_ms() / 1000,
-            reason: reason.clone(),
-        };
-        bucket.put_marker(&b.path, BlockFile::DeletionMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
+        mark_for_deletion(bucket, b, reason.clone(), now_unix_ms()).await?;
     }
     Ok(GroupOutcome::Merged { block: new_meta, inputs: inputs.iter().map(|b| b.meta.ulid).collect() })
 }
@@ -156,13 +148,7 @@ pub(crate) async fn stream_outcome(bucket: &Bucket, inputs: &[&BlockInfo], e: St
         StreamError::Unreadable { input, reason } => {
             let b = inputs[input];
             tracing::warn!(block = %b.path, %reason, "unreadable block, marked no-compact");
-            let mark = NoCompactMark {
-                version: MARKER_VERSION,
-                id: b.meta.ulid,
-                no_compact_time: now_unix_ms() / 1000,
-                reason: reason.clone(),
-            };
-            bucket.put_marker(&b.path, BlockFile::NoCompactMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
+            mark_no_compact(bucket, b, reason.clone(), now_unix_ms()).await?;
             Ok(GroupOutcome::Unreadable { blocks: vec![(b.meta.ulid, reason)] })
         }
     }

@@ -9,13 +9,12 @@
 
 use std::time::Duration;
 
-use strata_block::{
-    BlockFile, BlockMeta, Bucket, DeletionMark, MARKER_VERSION, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW,
-};
+use strata_block::{BlockMeta, Bucket, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW};
 use strata_model::TenantId;
 use ulid::Ulid;
 
 use crate::downsample::{is_covered, next_resolution};
+use crate::marks::mark_for_deletion;
 use crate::{Error, Result};
 
 /// Reason written into deletion marks of expired blocks.
@@ -71,13 +70,7 @@ pub async fn apply_retention(
                 continue;
             }
         }
-        let mark = DeletionMark {
-            version: MARKER_VERSION,
-            id: b.meta.ulid,
-            deletion_time: now_ms / 1000,
-            reason: RETENTION_REASON.into(),
-        };
-        bucket.put_marker(&b.path, BlockFile::DeletionMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
+        mark_for_deletion(bucket, b, RETENTION_REASON.into(), now_ms).await?;
         tracing::info!(block = %b.path, resolution = b.meta.resolution, max_time = b.meta.max_time, cutoff, "block expired by retention");
         marked.push(b.meta.ulid);
     }
