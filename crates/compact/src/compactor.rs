@@ -13,7 +13,7 @@ use strata_model::TenantId;
 use tokio::sync::watch;
 use ulid::Ulid;
 
-use crate::downsample::{DownsampleOptions, downsample_block, plan_downsample};
+use crate::downsample::{DownsampleOptions, downsample_block, plan_downsample, supersede};
 use crate::gc::collect_garbage;
 use crate::merge::{GroupOutcome, compact_group};
 use crate::planner::{DEFAULT_RANGES, dedup_groups, plan};
@@ -300,10 +300,9 @@ impl Compactor {
             for id in plan_downsample(&metas, from, to, cutoff) {
                 let Some(input) = live.get(&id) else { continue };
                 match downsample_block(&self.bucket, input, to, &self.opts.spool_dir).await {
-                    Ok(GroupOutcome::Merged { block, inputs: superseded }) => {
+                    Ok(GroupOutcome::Merged { block, .. }) => {
                         report.blocks_downsampled += usize::from(block.is_some());
                         CompactorStats::add(&self.stats.downsamplings, u64::from(block.is_some()));
-                        CompactorStats::add(&self.stats.blocks_marked_for_deletion, superseded.len() as u64);
                     }
                     Ok(GroupOutcome::Unreadable { blocks }) => {
                         report.blocks_no_compact += blocks.len();
@@ -321,6 +320,8 @@ impl Compactor {
                 }
             }
             self.bucket.invalidate(tenant);
+            let superseded = supersede(&self.bucket, tenant, to).await?;
+            CompactorStats::add(&self.stats.blocks_marked_for_deletion, superseded.len() as u64);
         }
         Ok(())
     }

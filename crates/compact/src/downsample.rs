@@ -6,7 +6,8 @@
 //!     ─► Batches of whole series (bounded memory, see `stream`)
 //!        raw ─► aggr::aggregate(5m)      5m ─► aggr::coarsen(1h)
 //!     ─► AggrBlockBuilder (spool dir) ─► upload (meta.json last)
-//!     ─► deletion mark on every live `to` block whose sources it holds (superseded)
+//!     ─► supersede: deletion mark on every live `to` block whose sources another holds
+//!        (also after a pass killed between a copy and its marks)
 //! ```
 //!
 //! Coverage is by source blocks (the level-1 blocks cut from the head), not by
@@ -91,7 +92,8 @@ pub fn plan_downsample(blocks: &[BlockMeta], from: i64, to: i64, cutoff: i64) ->
     todo.into_iter().map(|b| b.ulid).collect()
 }
 
-/// Writes the `to` copy of `input` and marks the copies it supersedes.
+/// Writes the `to` copy of `input` (the caller marks the copies it replaces with
+/// [`supersede`]).
 pub async fn downsample_block(bucket: &Bucket, input: &BlockInfo, to: i64, spool_dir: &Path) -> Result<GroupOutcome> {
     let from = input.meta.resolution;
     if next_resolution(from) != Some(to) {
@@ -158,27 +160,42 @@ pub async fn downsample_block(bucket: &Bucket, input: &BlockInfo, to: i64, spool
         }
         None => None,
     };
-    let superseded = match &block {
-        Some(new) => supersede(bucket, &input.path.tenant, new).await?,
-        None => Vec::new(),
-    };
-    Ok(GroupOutcome::Merged { block, inputs: superseded })
+    Ok(GroupOutcome::Merged { block, inputs: Vec::new() })
 }
 
-/// Marks the live blocks of `new`'s resolution whose sources `new` holds entirely
-/// (smaller copies of the same data). Returns them.
-async fn supersede(bucket: &Bucket, tenant: &TenantId, new: &BlockMeta) -> Result<Vec<Ulid>> {
-    let sources: HashSet<Ulid> = new.compaction.sources.iter().copied().collect();
+/// Copies of `resolution` made redundant by another (pure): a live copy whose
+/// sources another live copy holds entirely (a smaller copy of the same data), or
+/// holds exactly and is newer (a copy made twice). Returns `(redundant, by)`.
+pub fn plan_supersede(blocks: &[BlockMeta], resolution: i64) -> Vec<(Ulid, Ulid)> {
+    let copies: Vec<(&BlockMeta, HashSet<Ulid>)> = blocks
+        .iter()
+        .filter(|b| b.resolution == resolution)
+        .map(|b| (b, b.compaction.sources.iter().copied().collect()))
+        .collect();
+    let mut out = Vec::new();
+    for (a, sa) in &copies {
+        let by = copies
+            .iter()
+            .find(|(b, sb)| b.ulid != a.ulid && sa.is_subset(sb) && (sa.len() < sb.len() || b.ulid > a.ulid));
+        if let Some((b, _)) = by {
+            out.push((a.ulid, b.ulid));
+        }
+    }
+    out
+}
+
+/// Marks the redundant copies of `resolution` ([`plan_supersede`]): after a
+/// larger block's copy is written, and after a pass that was killed between
+/// writing a copy and marking what it replaces. Returns the blocks marked.
+pub async fn supersede(bucket: &Bucket, tenant: &TenantId, resolution: i64) -> Result<Vec<Ulid>> {
     let blocks = bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
+    let live: Vec<&BlockInfo> = blocks.iter().filter(|b| b.deletion_mark.is_none()).collect();
+    let metas: Vec<BlockMeta> = live.iter().map(|b| b.meta.clone()).collect();
     let mut marked = Vec::new();
-    for b in blocks.iter().filter(|b| {
-        b.deletion_mark.is_none()
-            && b.meta.resolution == new.resolution
-            && b.meta.ulid != new.ulid
-            && b.meta.compaction.sources.iter().all(|s| sources.contains(s))
-    }) {
-        mark_for_deletion(bucket, b, format!("downsampled again into {}", new.ulid), now_unix_ms()).await?;
-        marked.push(b.meta.ulid);
+    for (old, by) in plan_supersede(&metas, resolution) {
+        let Some(b) = live.iter().find(|b| b.meta.ulid == old) else { continue };
+        mark_for_deletion(bucket, b, format!("downsampled again into {by}"), now_unix_ms()).await?;
+        marked.push(old);
     }
     if !marked.is_empty() {
         bucket.invalidate(tenant);
@@ -243,6 +260,27 @@ mod tests {
         // Sources covered by two copies together count as covered.
         blocks.push(meta(11, 2 * H, 4 * H, RESOLUTION_5M, &[2]));
         assert!(plan_downsample(&blocks, RESOLUTION_RAW, RESOLUTION_5M, 10 * H).is_empty());
+    }
+
+    #[test]
+    fn smaller_and_repeated_copies_are_superseded() {
+        let blocks = [
+            meta(10, 0, 2 * H, RESOLUTION_5M, &[1]),
+            meta(11, 2 * H, 4 * H, RESOLUTION_5M, &[2]),
+            meta(12, 0, 4 * H, RESOLUTION_5M, &[1, 2]),
+            // The same copy twice (a pass killed before its marks): the older goes.
+            meta(13, 4 * H, 6 * H, RESOLUTION_5M, &[3]),
+            meta(14, 4 * H, 6 * H, RESOLUTION_5M, &[3]),
+            // Another resolution is not compared with.
+            meta(20, 0, 4 * H, RESOLUTION_1H, &[1]),
+            meta(1, 0, 4 * H, RESOLUTION_RAW, &[1, 2, 3]),
+        ];
+        let got: Vec<(u64, u64)> = plan_supersede(&blocks, RESOLUTION_5M)
+            .into_iter()
+            .map(|(a, b)| (a.timestamp_ms(), b.timestamp_ms()))
+            .collect();
+        assert_eq!(got, [(10, 12), (11, 12), (13, 14)]);
+        assert!(plan_supersede(&blocks, RESOLUTION_1H).is_empty());
     }
 
     #[test]

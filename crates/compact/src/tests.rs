@@ -547,3 +547,22 @@ async fn an_unreadable_raw_block_is_marked_no_compact_and_not_downsampled() {
     let all = f.all().await;
     assert!(all.iter().find(|b| b.meta.ulid == bad.ulid).unwrap().no_compact.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_unmarked_by_a_killed_pass_is_superseded_by_the_next() {
+    let f = fixture();
+    let raw = f.put(&regular(2, 0, 2 * H, 0.0)).await;
+    let input = f.live().await.into_iter().find(|b| b.meta.ulid == raw.ulid).unwrap();
+    // Two copies of one block: what two passes leave when each is killed after its
+    // upload (the bucket listing of the second did not see the first's copy yet).
+    let spool = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        downsample_block(&f.bucket, &input, RESOLUTION_5M, spool.path()).await.unwrap();
+    }
+    f.bucket.invalidate(&f.tenant);
+    assert_eq!(f.live().await.iter().filter(|b| b.meta.resolution == RESOLUTION_5M).count(), 2);
+    f.compactor(downsampling()).run_once().await.unwrap();
+    let live = f.live().await;
+    assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_5M).count(), 1, "{live:?}");
+    assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_1H).count(), 1, "{live:?}");
+}
