@@ -107,7 +107,7 @@ struct VerifyArgs {
 }
 
 /// Runs a `strata tools` command to completion.
-pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: ToolsArgs, log: &crate::LogArgs) -> anyhow::Result<()> {
     let ToolsCommand::Bucket(cmd) = args.command;
     let store = match &cmd {
         BucketCommand::Ls(a) => &a.store,
@@ -117,7 +117,8 @@ pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
     let mut cfg = store.load()?;
     // Tools talk on stdout; only warnings go to the log unless RUST_LOG says otherwise.
     cfg.log.level = "warn".into();
-    crate::init_tracing(&cfg)?;
+    log.apply(&mut cfg.log);
+    crate::telemetry::init(&cfg.log, log.level.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let bucket = maintenance_bucket(&cfg)?;
