@@ -456,8 +456,7 @@ mod tests {
         let mut cmd = Cli::command();
         cmd.build();
         let m = cmd.clone().get_matches_from(["strata", "serve", "--listen", ":9301", "--log.format", "json"]);
-        let mut cfg = Config::default();
-        cfg.listen = config::listen_addr(":9301");
+        let mut cfg = Config { listen: config::listen_addr(":9301"), ..Default::default() };
         cfg.log.format = LogFormat::Json;
         let s = runtime_status(
             &cfg,
