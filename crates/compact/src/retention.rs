@@ -32,7 +32,12 @@ pub async fn apply_retention(
             reason: RETENTION_REASON.into(),
         };
         bucket.put_marker(&b.path, BlockFile::DeletionMark, &mark).await.map_err(|e| Error::block(&b.path, e))?;
-        tracing::info!(block = %b.path, max_time = b.meta.max_time, cutoff, "block expired by retention");
+        tracing::info!(
+            block = %b.path,
+            max_time = %strata_model::format_rfc3339_ms(b.meta.max_time),
+            cutoff = %strata_model::format_rfc3339_ms(cutoff),
+            "block expired by retention"
+        );
         marked.push(b.meta.ulid);
     }
     Ok(marked)
