@@ -202,7 +202,13 @@ impl Compactor {
     /// worst an incomplete upload for garbage collection, or a merged block whose
     /// inputs are not yet marked, which the next pass deduplicates.
     pub async fn run(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(interval_s = interval.as_secs(), ranges = ?self.opts.ranges, "compactor started");
+        let ranges: Vec<String> = self
+            .opts
+            .ranges
+            .iter()
+            .map(|ms| humantime::format_duration(Duration::from_millis(u64::try_from(*ms).unwrap_or(0))).to_string())
+            .collect();
+        tracing::info!(interval = %humantime::format_duration(interval), ranges = ?ranges, "compactor started");
         loop {
             tokio::select! {
                 r = self.run_once() => match r {
@@ -261,7 +267,14 @@ impl Compactor {
             for g in groups {
                 let inputs: Vec<BlockInfo> =
                     g.blocks.iter().filter_map(|u| live.get(u)).map(|b| (*b).clone()).collect();
-                tracing::debug!(%tenant, kind = ?g.kind, blocks = inputs.len(), g.min_time, g.max_time, "merging group");
+                tracing::debug!(
+                    %tenant,
+                    kind = ?g.kind,
+                    blocks = inputs.len(),
+                    min_time = %strata_model::format_rfc3339_ms(g.min_time),
+                    max_time = %strata_model::format_rfc3339_ms(g.max_time),
+                    "merging group"
+                );
                 match compact_group(&self.bucket, &inputs, &self.opts.replica_labels, &self.opts.spool_dir).await {
                     Ok(GroupOutcome::Merged { block, inputs }) => {
                         report.groups_merged += 1;

@@ -153,7 +153,7 @@ pub async fn downsample_block(bucket: &Bucket, input: &BlockInfo, to: i64, spool
                 source_samples = input.meta.stats.num_samples,
                 bytes = block.meta.data_bytes(),
                 source_bytes = input.meta.data_bytes(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed = ?started.elapsed(),
                 "downsampled"
             );
             Some(block.meta.clone())

@@ -122,7 +122,7 @@ pub async fn compact_group(
                 series = block.meta.stats.num_series,
                 samples = block.meta.stats.num_samples,
                 bytes = block.meta.data_bytes(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed = ?started.elapsed(),
                 "compacted"
             );
             Some(block.meta.clone())

@@ -71,7 +71,13 @@ pub async fn apply_retention(
             }
         }
         mark_for_deletion(bucket, b, RETENTION_REASON.into(), now_ms).await?;
-        tracing::info!(block = %b.path, resolution = b.meta.resolution, max_time = b.meta.max_time, cutoff, "block expired by retention");
+        tracing::info!(
+            block = %b.path,
+            resolution = b.meta.resolution,
+            max_time = %strata_model::format_rfc3339_ms(b.meta.max_time),
+            cutoff = %strata_model::format_rfc3339_ms(cutoff),
+            "block expired by retention"
+        );
         marked.push(b.meta.ulid);
     }
     Ok(marked)

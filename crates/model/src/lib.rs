@@ -31,4 +31,4 @@ pub use merge::{merge_samples, merge_series};
 pub use query::{Querier, SelectHints, Series};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use tenant::TenantId;
-pub use time::{TimeRange, config_duration, now_ms};
+pub use time::{TimeRange, config_duration, format_rfc3339_ms, now_ms};

@@ -10,6 +10,7 @@
 //!  /api/v1/query[_range] ──► query: strata_promql::Engine (fetch async, evaluate on a blocking thread)
 //!  POST /api/v1/admin/flush ──► admin: cut the whole head into blocks, upload, answer
 //!  /metrics /-/healthy /-/ready ──► ops
+//!  / /api/v1/rules|alerts /api/v1/status/runtimeinfo|flags|config|tsdb ──► status
 //!  every error ──► error::ApiError (one kind → status mapping, Prometheus JSON body)
 //!  every request ──► layers: a panic is a JSON 500 (counted); other non-JSON API errors become JSON
 //! ```
@@ -29,6 +30,8 @@ mod params;
 mod query;
 mod read;
 mod remote_read;
+mod status;
+mod version;
 mod write;
 
 use std::sync::{Arc, OnceLock};
@@ -46,7 +49,9 @@ use strata_tsdb::Tsdb;
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiErrorKind};
 pub use ha_tracker::{HaTrackerConfig, HaTrackerOverride};
+pub use status::RuntimeStatus;
 pub use strata_querier::{ExternalLabels, FederationConfig, Peers};
+pub use version::{BUILD_INFO, BuildInfo};
 /// The zero-copy remote write 1.0/2.0 decoders (public for benchmarks and tools).
 pub use write::decode as remote_write_decode;
 
@@ -95,6 +100,7 @@ struct Inner {
     external: strata_querier::ExternalLabels,
     peers: Arc<strata_querier::Peers>,
     query_only: bool,
+    status: RuntimeStatus,
 }
 
 /// Everything an [`AppState`] is made from; the binary fills it from its config.
@@ -111,6 +117,8 @@ pub struct StateOptions {
     pub peers: Arc<strata_querier::Peers>,
     /// A query node (`strata query`): no WAL, no head, no ingest endpoints; ready at once.
     pub query_only: bool,
+    /// Flags, configuration and start time for the status endpoints.
+    pub status: RuntimeStatus,
 }
 
 impl AppState {
@@ -136,7 +144,7 @@ impl AppState {
 
     /// A state from all its parts.
     pub fn build(o: StateOptions) -> Result<Self, ApiError> {
-        let StateOptions { server: config, querier, ha, external_labels, peers, query_only } = o;
+        let StateOptions { server: config, querier, ha, external_labels, peers, query_only, status } = o;
         let ha = Arc::new(ha_tracker::HaTracker::new(ha));
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
@@ -148,6 +156,7 @@ impl AppState {
             external: external_labels,
             peers,
             query_only,
+            status,
             discards: write::DiscardLog::default(),
             querier,
             blocks,
@@ -187,6 +196,10 @@ impl AppState {
             .tsdb
             .get()
             .ok_or_else(|| ApiError::new(ApiErrorKind::Unavailable, "starting up: replaying the write-ahead log"))
+    }
+
+    fn runtime_status(&self) -> &RuntimeStatus {
+        &self.0.status
     }
 
     fn config(&self) -> &ServerConfig {
@@ -268,6 +281,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/format_query", get(query::format_query).post(query::format_query))
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/status/peers", get(peers_status))
+        .route("/api/v1/rules", get(status::rules))
+        .route("/api/v1/alerts", get(status::alerts))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/", get(status::index))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -276,6 +295,7 @@ pub fn router(state: AppState) -> Router {
         routes = routes
             .route("/api/v1/write", post(write::handler))
             .route("/api/v1/status/ha", get(write::ha_status))
+            .route("/api/v1/status/tsdb", get(status::tsdb))
             .route("/api/v1/admin/flush", post(admin::flush));
     }
     // Innermost first: a panic becomes a JSON 500, any other non-JSON API error

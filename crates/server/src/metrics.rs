@@ -1,5 +1,10 @@
 //! Strata's own metrics, served at `/metrics` in Prometheus text format. Names are
-//! the constants below; counters get `_total` appended on exposition.
+//! the constants below; counters get `_total` appended on exposition. The standard
+//! `process_*` metrics and `strata_build_info` come from [`process`].
+
+mod process;
+
+pub(crate) use process::threads as process_threads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -45,7 +50,7 @@ pub(crate) struct Metrics {
     pub(crate) samples_received: Family<L, Counter>,
     pub(crate) discarded_samples: Family<L, Counter>,
     pub(crate) exemplars_dropped: Counter,
-    pub(crate) histograms_rejected: Counter,
+    pub(crate) histograms_rejected: Family<L, Counter>,
     pub(crate) requests_rejected: Family<L, Counter>,
     pub(crate) request_duration: Family<L, Histogram, fn() -> Histogram>,
     pub(crate) http_panics: Counter,
@@ -68,7 +73,7 @@ impl Metrics {
             samples_received: Family::default(),
             discarded_samples: Family::default(),
             exemplars_dropped: Counter::default(),
-            histograms_rejected: Counter::default(),
+            histograms_rejected: Family::default(),
             requests_rejected: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             http_panics: Counter::default(),
@@ -92,12 +97,12 @@ impl Metrics {
         );
         registry.register(
             HISTOGRAMS_REJECTED,
-            "Native histogram samples refused (not supported yet)",
+            "Native histogram samples refused (not supported yet), by tenant",
             m.histograms_rejected.clone(),
         );
         registry.register(
             REQUESTS_REJECTED,
-            "Whole remote write requests refused, by HTTP status",
+            "Whole remote write requests refused, by tenant (empty when the request names none validly) and HTTP status",
             m.requests_rejected.clone(),
         );
         registry.register(
@@ -118,6 +123,7 @@ impl Metrics {
         registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
         registry.register_collector(Box::new(HaCollector(ha)));
         registry.register_collector(Box::new(PeerCollector(peers)));
+        registry.register_collector(Box::new(process::ProcessCollector));
         Metrics { registry, ..m }
     }
 
@@ -370,5 +376,37 @@ impl prometheus_client::collector::Collector for PeerCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_build_info_and_process_metrics() {
+        let ha = Arc::new(crate::ha_tracker::HaTracker::new(Default::default()));
+        let text = Metrics::new(Arc::new(OnceLock::new()), Arc::new(OnceLock::new()), ha, Default::default()).render();
+        let b = crate::BUILD_INFO;
+        let want = format!(
+            "strata_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",rustversion=\"{}\"}} 1",
+            b.version, b.revision, b.branch, b.rust_version
+        );
+        assert!(text.contains(&want), "{text}");
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total",
+            "process_start_time_seconds",
+            "process_virtual_memory_bytes",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+        ] {
+            let line =
+                text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));
+            let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            // CPU time counts in clock ticks (10 ms): a young test process may have none.
+            assert!(v > 0.0 || (name == "process_cpu_seconds_total" && v == 0.0), "{line}");
+        }
     }
 }

@@ -158,7 +158,11 @@ pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap, body
         }
         Err(e) => {
             let status = e.status_and_type().0;
-            st.metrics().requests_rejected.get_or_create(&vec![("code", status.as_u16().to_string())]).inc();
+            let tenant = st.tenant(&headers).map(|t| t.as_str().to_string()).unwrap_or_default();
+            st.metrics()
+                .requests_rejected
+                .get_or_create(&vec![("tenant", tenant), ("code", status.as_u16().to_string())])
+                .inc();
             let mut resp = e.into_response();
             if is_v2 && status.is_client_error() {
                 written_headers(resp.headers_mut(), 0);
@@ -248,6 +252,12 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
         ));
     }
     st.metrics().exemplars_dropped.inc_by(req.exemplars);
+    if req.histograms > 0 {
+        st.metrics()
+            .histograms_rejected
+            .get_or_create(&vec![("tenant", tenant.as_str().to_string())])
+            .inc_by(req.histograms);
+    }
 
     let mut w =
         Written { tenant: tenant.clone(), samples: 0, received, rejections: Rejections::default(), deduplicated: None };

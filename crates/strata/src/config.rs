@@ -46,6 +46,10 @@ pub(crate) struct Config {
     pub(crate) compactor: CompactorConfig,
     /// How long data is kept.
     pub(crate) retention: RetentionConfig,
+    /// The file as read (with `--objstore.config-file`'s section in place), for
+    /// `/api/v1/status/config`; not a setting.
+    #[serde(skip)]
+    pub(crate) source: serde_norway::Mapping,
 }
 
 /// Block cutting and reading.
@@ -208,14 +212,20 @@ impl Default for Config {
             blocks: BlocksConfig::default(),
             compactor: CompactorConfig::default(),
             retention: RetentionConfig::default(),
+            source: serde_norway::Mapping::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How log lines look (`--log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum LogFormat {
+    /// For people: time, level, target, message, fields.
     Text,
+    /// Prometheus's format: `ts=… level=… msg=… key=value`.
+    Logfmt,
+    /// One JSON object per line.
     Json,
 }
 
@@ -226,7 +236,7 @@ pub(crate) struct LogConfig {
     /// A `tracing` filter such as `info` or `strata_tsdb=debug,info`; the
     /// `RUST_LOG` environment variable overrides it.
     pub(crate) level: String,
-    /// `text` for people, `json` for log pipelines.
+    /// `text` for people, `logfmt` as Prometheus logs, `json` for log pipelines.
     pub(crate) format: LogFormat,
 }
 
@@ -322,7 +332,9 @@ impl Config {
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-                Config::from_yaml(&text).with_context(|| format!("parsing config {}", path.display()))?
+                let mut cfg = Config::from_yaml(&text).with_context(|| format!("parsing config {}", path.display()))?;
+                cfg.source = serde_norway::from_str::<Option<serde_norway::Mapping>>(&text)?.unwrap_or_default();
+                cfg
             }
             None => Config::default(),
         };
@@ -331,8 +343,34 @@ impl Config {
             let o: ObjStoreConfig =
                 serde_norway::from_str(&text).with_context(|| format!("parsing objstore config {}", path.display()))?;
             cfg.objstore = Some(o);
+            cfg.source.insert("objstore".into(), serde_norway::from_str(&text)?);
         }
+        cfg.listen = listen_addr(&cfg.listen);
         Ok(cfg)
+    }
+
+    /// The configuration for `/api/v1/status/config`: the file as read, with the
+    /// values the command line can override (`data_dir`, `listen`, `log`) as in
+    /// effect, and every secret (passwords, keys, tokens, authorization headers)
+    /// replaced by `<secret>` as Prometheus does. Options the file leaves out have
+    /// their defaults (`configs/strata.example.yaml`).
+    pub(crate) fn status_yaml(&self) -> String {
+        use serde_norway::Value;
+        let mut m = self.source.clone();
+        m.insert("data_dir".into(), Value::String(self.data_dir.display().to_string()));
+        m.insert("listen".into(), Value::String(self.listen.clone()));
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Json => "json",
+        };
+        let mut log = serde_norway::Mapping::new();
+        log.insert("level".into(), Value::String(self.log.level.clone()));
+        log.insert("format".into(), Value::String(format.into()));
+        m.insert("log".into(), Value::Mapping(log));
+        let mut v = Value::Mapping(m);
+        redact(&mut v);
+        serde_norway::to_string(&v).unwrap_or_default()
     }
 
     /// The object storage to use: the configured one, or a directory under `data_dir`.
@@ -355,9 +393,90 @@ impl Config {
     }
 }
 
+/// Keys whose values are secrets, anywhere in the file (Thanos's S3 `secret_key`,
+/// peers' `password` and `bearer_token`, and the like).
+const SECRET_KEYS: &[&str] =
+    &["password", "secret_key", "session_token", "bearer_token", "credentials", "authorization", "token"];
+
+/// Replaces every secret in `v` by `<secret>`.
+fn redact(v: &mut serde_norway::Value) {
+    use serde_norway::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, val) in m.iter_mut() {
+                let secret = k.as_str().is_some_and(|k| SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)));
+                if secret && !val.is_null() {
+                    *val = Value::String("<secret>".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(redact),
+        Value::Tagged(t) => redact(&mut t.value),
+        _ => {}
+    }
+}
+
+/// A listen address as Prometheus's `--web.listen-address` takes it: `:9201`
+/// (no host) means every interface, `0.0.0.0:9201`.
+pub(crate) fn listen_addr(s: &str) -> String {
+    match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listen_address_without_host_is_every_interface() {
+        assert_eq!(listen_addr(":9201"), "0.0.0.0:9201");
+        assert_eq!(listen_addr("127.0.0.1:9201"), "127.0.0.1:9201");
+        assert_eq!(listen_addr("[::]:9201"), "[::]:9201");
+        let c = Config::from_yaml("listen: ':9301'\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.yml");
+        std::fs::write(&f, "listen: ':9301'\n").unwrap();
+        assert_eq!(c.listen, ":9301", "from_yaml alone keeps the text");
+        assert_eq!(Config::load(Some(&f), None).unwrap().listen, "0.0.0.0:9301");
+    }
+
+    #[test]
+    fn status_yaml_is_the_loaded_file_with_overrides_and_no_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.yml");
+        std::fs::write(
+            &f,
+            "listen: 127.0.0.1:1\nfederation:\n  peers:\n    - name: p\n      url: http://p\n      \
+             basic_auth: {username: u, password: hunter2}\n      headers: {Authorization: Bearer abc, x-a: b}\n",
+        )
+        .unwrap();
+        let o = dir.path().join("bucket.yml");
+        std::fs::write(&o, "type: S3\nconfig: {bucket: b, endpoint: 'e:1', access_key: AK, secret_key: SK}\n").unwrap();
+        let mut c = Config::load(Some(&f), Some(&o)).unwrap();
+        c.data_dir = PathBuf::from("/srv/strata");
+        c.log.format = LogFormat::Logfmt;
+        let y = c.status_yaml();
+        for secret in ["hunter2", "Bearer abc", "SK"] {
+            assert!(!y.contains(secret), "{secret} in {y}");
+        }
+        let v: serde_norway::Value = serde_norway::from_str(&y).unwrap();
+        assert_eq!(v["data_dir"].as_str(), Some("/srv/strata"));
+        assert_eq!(v["listen"].as_str(), Some("127.0.0.1:1"));
+        assert_eq!(v["log"]["format"].as_str(), Some("logfmt"));
+        assert_eq!(v["objstore"]["config"]["bucket"].as_str(), Some("b"));
+        assert_eq!(v["objstore"]["config"]["secret_key"].as_str(), Some("<secret>"));
+        assert_eq!(v["federation"]["peers"][0]["basic_auth"]["username"].as_str(), Some("u"));
+        assert_eq!(v["federation"]["peers"][0]["basic_auth"]["password"].as_str(), Some("<secret>"));
+        assert_eq!(v["federation"]["peers"][0]["headers"]["Authorization"].as_str(), Some("<secret>"));
+        assert_eq!(v["federation"]["peers"][0]["headers"]["x-a"].as_str(), Some("b"));
+        // The redacted text is still a configuration that parses.
+        assert!(Config::from_yaml(&y).is_ok(), "{y}");
+        assert!(Config::default().status_yaml().contains("listen: 127.0.0.1:9201"));
+    }
 
     #[test]
     fn example_config_parses_and_matches_defaults_where_it_says_so() {

@@ -15,9 +15,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 use strata_frontend::{Frontend, FrontendConfig, HttpDownstream, HttpState, Metrics, Proxy};
-use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::LogConfig;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct FrontendArgs {
@@ -85,26 +84,17 @@ impl FrontendFile {
     }
 }
 
-fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&log.level)).context("log.level")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
-}
-
 /// Runs the frontend until SIGTERM or SIGINT.
-pub(crate) fn run(args: FrontendArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: FrontendArgs, log: &crate::LogArgs) -> anyhow::Result<()> {
     let mut cfg = FrontendFile::load(args.config.as_deref())?;
     if let Some(d) = args.downstream {
         cfg.downstream = Some(d);
     }
     if let Some(l) = args.listen {
-        cfg.listen = l;
+        cfg.listen = crate::config::listen_addr(&l);
     }
-    init_tracing(&cfg.log)?;
+    log.apply(&mut cfg.log);
+    crate::telemetry::init(&cfg.log, log.level.as_deref())?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
 }
 
@@ -117,8 +107,9 @@ async fn serve(cfg: FrontendFile) -> anyhow::Result<()> {
     let proxy = Proxy { client: http.client().clone(), base: http.base().to_string() };
     let frontend = Frontend::new(&cfg.frontend, Arc::new(http), metrics.clone()).context("frontend")?;
     let state = HttpState { service: frontend.service(), metrics, default_tenant, proxy: Some(proxy) };
-    let listener =
-        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(crate::config::listen_addr(&cfg.listen))
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, downstream, "query frontend listening");
     axum::serve(listener, strata_frontend::router(state))

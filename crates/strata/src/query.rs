@@ -24,7 +24,8 @@ pub(crate) struct QueryArgs {
     /// `log`, `listen`, and optionally `objstore` (read-only).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Listen address; overrides `listen` in the file.
+    /// Address to listen on, `host:port`, or `:port` for every interface; overrides
+    /// `listen` in the file [default: 127.0.0.1:9201]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
 }
@@ -32,7 +33,7 @@ pub(crate) struct QueryArgs {
 pub(crate) fn load(args: &QueryArgs) -> anyhow::Result<Config> {
     let mut cfg = Config::load(args.config.as_deref(), None)?;
     if let Some(l) = &args.listen {
-        cfg.listen = l.clone();
+        cfg.listen = crate::config::listen_addr(l);
     }
     Ok(cfg)
 }
@@ -49,18 +50,30 @@ pub(crate) fn state_options(cfg: &Config, query_only: bool) -> anyhow::Result<st
         external_labels,
         peers: Arc::new(peers),
         query_only,
+        status: Default::default(),
     })
 }
 
-pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
-    let opts = state_options(&cfg, true)?;
+pub(crate) async fn run(cfg: Config, status: strata_server::RuntimeStatus) -> anyhow::Result<()> {
+    let mut opts = state_options(&cfg, true)?;
+    opts.status = status;
     let peers = opts.peers.clone();
     if peers.is_empty() && cfg.objstore.is_none() {
         tracing::warn!("no federation peers and no objstore: every query answers empty");
     }
     let state = AppState::build(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let b = strata_server::BUILD_INFO;
+    let objstore = cfg.objstore.as_ref().map(crate::describe_store);
+    tracing::info!(
+        version = b.version,
+        revision = b.revision,
+        objstore = objstore.as_deref().unwrap_or("none"),
+        "starting strata query"
+    );
     if let Some(o) = &cfg.objstore {
-        let store = Arc::new(MeteredStore::new(o.build().context("object storage")?));
+        let store = Arc::new(MeteredStore::new(
+            o.build().with_context(|| format!("object storage ({})", objstore.as_deref().unwrap_or_default()))?,
+        ));
         let store_stats = store.stats().clone();
         let bucket = Bucket::new(
             store,
@@ -69,8 +82,9 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
         let policy = strata_tsdb::CutPolicy::default();
         state.set_blocks(Blocks { bucket, policy, store_stats: Some(store_stats), extra_metrics: None });
     }
-    let listener =
-        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(crate::config::listen_addr(&cfg.listen))
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let names: Vec<&str> = peers.iter().map(|p| p.name()).collect();
     tracing::info!(%addr, peers = ?names, bucket = cfg.objstore.is_some(), "query node listening");

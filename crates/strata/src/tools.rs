@@ -107,7 +107,7 @@ struct VerifyArgs {
 }
 
 /// Runs a `strata tools` command to completion.
-pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: ToolsArgs, log: &crate::LogArgs) -> anyhow::Result<()> {
     let ToolsCommand::Bucket(cmd) = args.command;
     let store = match &cmd {
         BucketCommand::Ls(a) => &a.store,
@@ -117,7 +117,8 @@ pub(crate) fn run(args: ToolsArgs) -> anyhow::Result<()> {
     let mut cfg = store.load()?;
     // Tools talk on stdout; only warnings go to the log unless RUST_LOG says otherwise.
     cfg.log.level = "warn".into();
-    crate::init_tracing(&cfg)?;
+    log.apply(&mut cfg.log);
+    crate::telemetry::init(&cfg.log, log.level.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let bucket = maintenance_bucket(&cfg)?;
@@ -371,18 +372,7 @@ pub(crate) fn print_out(s: &str) {
     let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
 }
 
-/// RFC 3339 in UTC with milliseconds (block bounds are exact to the ms), for any
-/// `ms` whose year is 0000 to 9999; beyond those (a damaged or hand-made
-/// meta.json, i64 bounds) the raw milliseconds and `(out of range)`. Never panics.
-pub(crate) fn fmt_time(ms: i64) -> String {
-    let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
-    let (y, mo, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return format!("{ms}ms (out of range)");
-    }
-    let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
-}
+pub(crate) use strata_model::format_rfc3339_ms as fmt_time;
 
 /// [`fmt_time`] of a time in Unix seconds (markers' times).
 pub(crate) fn fmt_time_secs(secs: i64) -> String {
@@ -390,24 +380,6 @@ pub(crate) fn fmt_time_secs(secs: i64) -> String {
         Some(ms) => fmt_time(ms),
         None => format!("{secs}s (out of range)"),
     }
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01, for
-/// every `i64` (Howard Hinnant's `civil_from_days`; the arithmetic cannot overflow:
-/// |days| < 2^37 for any i64 of milliseconds, and years are returned as i64).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The duration from `from` to `to` (ms), exact even when the difference does not

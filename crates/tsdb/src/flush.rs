@@ -196,8 +196,8 @@ impl Tsdb {
                     tracing::info!(
                         tenant = %tenant,
                         block = %block.meta.ulid,
-                        min_time = block.meta.min_time,
-                        max_time = block.meta.max_time,
+                        min_time = %strata_model::format_rfc3339_ms(block.meta.min_time),
+                        max_time = %strata_model::format_rfc3339_ms(block.meta.max_time),
                         series = block.meta.stats.num_series,
                         samples = block.meta.stats.num_samples,
                         bytes = block.meta.data_bytes(),

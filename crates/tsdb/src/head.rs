@@ -12,6 +12,7 @@
 //! handles under the read lock and decode outside it.
 
 pub(crate) mod append;
+mod cardinality;
 pub(crate) mod cut;
 mod read;
 pub(crate) mod spill;
@@ -24,6 +25,7 @@ use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
 pub use append::{AppendOutcome, RejectReason, SeriesInput};
+pub use cardinality::{Cardinality, CardinalityStat};
 pub use read::HeadQuerier;
 use symbols::Symbols;
 

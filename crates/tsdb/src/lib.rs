@@ -28,6 +28,8 @@ pub mod wal;
 pub use db::{DEFAULT_CREATION_GRACE_MS, IngestStats, Tsdb, TsdbOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use flush::{CutPolicy, run_flusher, run_spiller};
-pub use head::{AppendOutcome, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput};
+pub use head::{
+    AppendOutcome, Cardinality, CardinalityStat, Head, HeadQuerier, HeadStats, Metadata, RejectReason, SeriesInput,
+};
 pub use lock::{DirLock, LOCK_FILE};
 pub use wal::{FsyncPolicy, MetadataEntry, WalOptions, WalStats};

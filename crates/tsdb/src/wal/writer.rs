@@ -221,7 +221,9 @@ impl Writer {
                 self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.stats.recoveries.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
-                    failed_for_ms = f.since.elapsed().as_millis() as u64,
+                    failed_for = %humantime::format_duration(std::time::Duration::from_millis(
+                        f.since.elapsed().as_millis() as u64
+                    )),
                     attempts = f.attempts,
                     pending_bytes = bytes,
                     "wal writes again; appends resume"
