@@ -136,13 +136,14 @@ async fn errors_and_limits_are_prometheus_shaped() {
 
 #[tokio::test]
 async fn sample_limit_gives_422() {
-    let cfg = strata_server::ServerConfig { query_max_samples: 10, ..Default::default() };
-    let sb = Sandbox::start_with(cfg, strata_tsdb::TsdbOptions::default(), None).await;
+    let limits = strata_server::Limits { max_samples_per_query: 10, ..Default::default() };
+    let sb = Sandbox::start_with_limits(Default::default(), limits).await;
     load(&sb, END, None).await;
     let (s, v) =
         get(&sb, &format!("/api/v1/query?query=max_over_time(temperature%5B10m%5D)&time={}", END / 1000)).await;
     assert_eq!((s, v["errorType"].as_str()), (422, Some("execution")), "{v}");
     assert!(v["error"].as_str().unwrap().contains("too many samples"), "{v}");
+    assert!(v["error"].as_str().unwrap().ends_with("(limit: max_samples_per_query=10)"), "{v}");
 }
 
 #[tokio::test]

@@ -62,6 +62,7 @@ impl Metrics {
         blocks: Arc<OnceLock<crate::Blocks>>,
         ha: Arc<crate::ha_tracker::HaTracker>,
         peers: Arc<strata_querier::Peers>,
+        limits: &crate::limits::Overrides,
     ) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
@@ -115,6 +116,7 @@ impl Metrics {
             "Samples of non-elected HA replicas answered 202 and not stored, by tenant and cluster",
             m.ha_deduplicated.clone(),
         );
+        limits.register(&mut registry);
         registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
         registry.register_collector(Box::new(HaCollector(ha)));
         registry.register_collector(Box::new(PeerCollector(peers)));

@@ -2,6 +2,8 @@
 //! `status/buildinfo`, in Prometheus's JSON shapes and error types. Fetching runs on
 //! the async workers; evaluation runs on a blocking thread.
 
+mod active;
+
 use std::time::Duration;
 
 use axum::Json;
@@ -11,12 +13,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
-use strata_model::{Labels, now_ms};
+use strata_model::{Labels, TenantId, now_ms};
 use strata_promql::{Engine, EngineOptions, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::limits::{Limit, Limits};
 use crate::params::Params;
+pub(crate) use active::ActiveQueries;
 
 impl From<strata_promql::Error> for ApiError {
     fn from(e: strata_promql::Error) -> Self {
@@ -143,8 +147,9 @@ impl Serialize for Answer {
 
 /// The engine for one request: the server's, with `timeout` and `lookback_delta`
 /// parameters applied (a request may shorten the timeout, never extend it).
-fn engine_for(st: &AppState, p: &Params) -> ApiResult<Engine> {
+fn engine_for(st: &AppState, p: &Params, limits: &Limits) -> ApiResult<Engine> {
     let mut opts: EngineOptions = st.engine_options().clone();
+    opts.max_samples = if limits.max_samples_per_query == 0 { usize::MAX } else { limits.max_samples_per_query };
     if let Some(d) = p.duration("timeout")? {
         // A zero or negative timeout has already expired, as in Prometheus.
         opts.timeout = opts.timeout.min(Duration::from_millis(d.max(0) as u64));
@@ -170,11 +175,45 @@ fn query_error(e: strata_promql::Error) -> ApiError {
     }
 }
 
-async fn execute(prepared: strata_promql::PreparedQuery) -> ApiResult<QueryResult> {
+async fn execute(prepared: strata_promql::PreparedQuery) -> Result<QueryResult, strata_promql::Error> {
     tokio::task::spawn_blocking(move || prepared.execute())
         .await
-        .map_err(|e| ApiError::internal(format!("query evaluation panicked: {e}")))?
-        .map_err(ApiError::from)
+        .unwrap_or_else(|e| Err(strata_promql::Error::Execution(format!("query evaluation panicked: {e}"))))
+}
+
+/// The start of every query: the tenant's concurrency slot (429 when all are
+/// taken), registered in the active queries until the guard drops.
+fn admit(
+    st: &AppState,
+    tenant: &TenantId,
+    kind: &'static str,
+    query: &str,
+    limits: &Limits,
+) -> ApiResult<active::ActiveQuery> {
+    let max = limits.max_concurrent_queries;
+    st.active_queries().start(tenant, kind, query, max).ok_or_else(|| {
+        st.limits().refuse(
+            tenant,
+            ApiErrorKind::RateLimited,
+            Limit::MaxConcurrentQueries,
+            max,
+            format!("tenant {tenant} runs {max} queries already; retry later"),
+        )
+    })
+}
+
+/// A query's failure as the API answers it; the sample limit names the tenant's limit.
+fn query_failed(st: &AppState, tenant: &TenantId, limits: &Limits, e: strata_promql::Error) -> ApiError {
+    match e {
+        strata_promql::Error::TooManySamples => st.limits().refuse(
+            tenant,
+            ApiErrorKind::Execution,
+            Limit::MaxSamplesPerQuery,
+            limits.max_samples_per_query,
+            strata_promql::Error::TooManySamples,
+        ),
+        e => query_error(e),
+    }
 }
 
 pub(crate) async fn instant(
@@ -189,10 +228,13 @@ pub(crate) async fn instant(
     let query = query_param(&p)?;
     let time = p.time_or("time", now_ms())?;
     let limit = p.limit()?;
-    let engine = engine_for(&st, &p)?;
+    let limits = st.limits().for_tenant(&tenant);
+    let engine = engine_for(&st, &p, &limits)?;
     let q = st.querier(&tenant, st.read_options(&p)?)?;
-    let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(query_error)?;
-    let mut res = execute(prepared).await?;
+    let _running = admit(&st, &tenant, "instant", query, &limits)?;
+    let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(failed)?;
+    let mut res = execute(prepared).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
     Ok(Json(Answer { res, limit }))
 }
@@ -209,10 +251,26 @@ pub(crate) async fn range(
     let query = query_param(&p)?;
     let (start, end, step) = p.range_steps()?;
     let limit = p.limit()?;
-    let engine = engine_for(&st, &p)?;
+    let limits = st.limits().for_tenant(&tenant);
+    let max_len = limits.max_query_length;
+    if !max_len.is_zero() && Duration::from_millis((end - start) as u64) > max_len {
+        return Err(st.limits().refuse(
+            &tenant,
+            ApiErrorKind::BadData,
+            Limit::MaxQueryLength,
+            humantime::format_duration(max_len),
+            format!(
+                "the query time range exceeds the limit (query length: {})",
+                humantime::format_duration(Duration::from_millis((end - start) as u64))
+            ),
+        ));
+    }
+    let engine = engine_for(&st, &p, &limits)?;
     let q = st.querier(&tenant, st.read_options(&p)?)?;
-    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(query_error)?;
-    let mut res = execute(prepared).await?;
+    let _running = admit(&st, &tenant, "range", query, &limits)?;
+    let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(failed)?;
+    let mut res = execute(prepared).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
     Ok(Json(Answer { res, limit }))
 }
@@ -231,6 +289,11 @@ pub(crate) async fn format_query(method: Method, uri: Uri, headers: HeaderMap, b
     let p = Params::read(&method, &uri, &headers, body).await?;
     let expr = strata_promql::parse(query_param(&p)?).map_err(query_error)?;
     Ok(Json(json!({"status": "success", "data": expr.prettify()})))
+}
+
+/// `GET /api/v1/status/active_queries`: every query running on this node.
+pub(crate) async fn active_queries(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "success", "data": st.active_queries().list()}))
 }
 
 pub(crate) async fn buildinfo() -> Json<Value> {

@@ -137,6 +137,7 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
 async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
     let opts = query::state_options(&cfg, false)?;
     let peers = opts.peers.clone();
+    let limits = opts.limits.clone();
     let state = AppState::build(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -203,12 +204,14 @@ async fn serve(cfg: Config, lock: DirLock) -> anyhow::Result<()> {
 
     let spilling = tokio::spawn(run_spiller(tsdb.clone(), SPILL_INTERVAL, stopped.clone()));
     let health = tokio::spawn(peers.run_health_checks(stopped.clone()));
+    let reloading = tokio::spawn(limits.run(stopped.clone()));
 
     let compacting = compactor.map(|c| tokio::spawn(c.run(cfg.compactor.interval, stopped.clone())));
 
     server.await?.context("http server")?;
     let _ = stop.send(true);
     let _ = health.await;
+    let _ = reloading.await;
     if let Some(c) = compacting
         && tokio::time::timeout(std::time::Duration::from_secs(30), c).await.is_err()
     {

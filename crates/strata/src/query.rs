@@ -49,12 +49,16 @@ pub(crate) fn state_options(cfg: &Config, query_only: bool) -> anyhow::Result<st
         external_labels,
         peers: Arc::new(peers),
         query_only,
+        limits: Arc::new(
+            strata_server::Overrides::new(cfg.limits.clone()).map_err(anyhow::Error::msg).context("limits")?,
+        ),
     })
 }
 
 pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let opts = state_options(&cfg, true)?;
     let peers = opts.peers.clone();
+    let limits = opts.limits.clone();
     if peers.is_empty() && cfg.objstore.is_none() {
         tracing::warn!("no federation peers and no objstore: every query answers empty");
     }
@@ -75,10 +79,12 @@ pub(crate) async fn run(cfg: Config) -> anyhow::Result<()> {
     let names: Vec<&str> = peers.iter().map(|p| p.name()).collect();
     tracing::info!(%addr, peers = ?names, bucket = cfg.objstore.is_some(), "query node listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let health = tokio::spawn(peers.run_health_checks(stopped));
+    let health = tokio::spawn(peers.run_health_checks(stopped.clone()));
+    let reloading = tokio::spawn(limits.run(stopped));
     axum::serve(listener, router(state)).with_graceful_shutdown(crate::shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = health.await;
+    let _ = reloading.await;
     tracing::info!("stopped");
     Ok(())
 }
