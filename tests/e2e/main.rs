@@ -11,6 +11,7 @@ mod faults;
 mod federation;
 mod ha;
 mod ha_prometheus;
+mod limits;
 mod lock;
 mod prometheus;
 mod query_api;
