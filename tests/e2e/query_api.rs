@@ -227,3 +227,40 @@ async fn grafana_request_sequence() {
     let (s, v) = get(&sb, "/api/v1/format_query?query=sum(rate(x%5B5m%5D))%20by%20(job)").await;
     assert_eq!((s, v["data"].as_str()), (200, Some("sum by (job) (rate(x[5m]))")));
 }
+
+#[tokio::test]
+async fn stats_report_timings_and_samples_in_prometheus_shape() {
+    let sb = Sandbox::start().await;
+    load(&sb, END, None).await;
+    let t = END / 1000;
+    let (s, v) =
+        get(&sb, &format!("/api/v1/query?query=count_over_time(temperature%5B10m%5D)&time={t}&stats=all")).await;
+    assert_eq!(s, 200, "{v}");
+    let stats = &v["data"]["stats"];
+    for k in
+        ["evalTotalTime", "resultSortTime", "queryPreparationTime", "innerEvalTime", "execQueueTime", "execTotalTime"]
+    {
+        assert!(stats["timings"][k].as_f64().is_some_and(|x| x >= 0.0), "{k}: {v}");
+    }
+    let exec = stats["timings"]["execTotalTime"].as_f64().unwrap();
+    assert!(exec >= stats["timings"]["evalTotalTime"].as_f64().unwrap(), "{v}");
+    // The selector fetched exactly the samples the window counts.
+    let counted: u64 = v["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert_eq!(stats["samples"]["totalQueryableSamples"], counted, "{v}");
+    assert!(stats["samples"]["peakSamples"].as_u64().unwrap() >= counted, "{v}");
+
+    // A range query: the peak holds at least every point of the answer.
+    let (s, v) =
+        get(&sb, &format!("/api/v1/query_range?query=http_requests_total&start={}&end={t}&step=60&stats=1", t - 600))
+            .await;
+    assert_eq!(s, 200, "{v}");
+    let points: u64 =
+        v["data"]["result"].as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len() as u64).sum();
+    assert_eq!(points, 22, "{v}");
+    assert!(v["data"]["stats"]["samples"]["peakSamples"].as_u64().unwrap() >= points, "{v}");
+    assert!(v["data"]["stats"]["samples"]["totalQueryableSamples"].as_u64().unwrap() >= 80, "{v}");
+
+    // Without the parameter there is no stats member.
+    let (_, v) = get(&sb, &format!("/api/v1/query?query=temperature&time={t}")).await;
+    assert!(v["data"].get("stats").is_none(), "{v}");
+}

@@ -4,7 +4,7 @@
 
 mod active;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -104,6 +104,8 @@ struct Data<'a> {
     #[serde(rename = "resultType")]
     result_type: &'static str,
     result: ResultBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +123,8 @@ struct AnswerBody<'a> {
 pub(crate) struct Answer {
     res: QueryResult,
     limit: usize,
+    /// `data.stats`, when the request asked for `stats`.
+    stats: Option<Value>,
 }
 
 impl Serialize for Answer {
@@ -137,7 +141,11 @@ impl Serialize for Answer {
         }
         AnswerBody {
             status: "success",
-            data: Data { result_type: self.res.value.type_name(), result: ResultBody(&self.res.value, keep) },
+            data: Data {
+                result_type: self.res.value.type_name(),
+                result: ResultBody(&self.res.value, keep),
+                stats: self.stats.as_ref(),
+            },
             warnings,
             infos: &self.res.infos,
         }
@@ -175,10 +183,86 @@ fn query_error(e: strata_promql::Error) -> ApiError {
     }
 }
 
-async fn execute(prepared: strata_promql::PreparedQuery) -> Result<QueryResult, strata_promql::Error> {
-    tokio::task::spawn_blocking(move || prepared.execute())
-        .await
-        .unwrap_or_else(|e| Err(strata_promql::Error::Execution(format!("query evaluation panicked: {e}"))))
+/// Evaluates on a blocking thread; records how long the query waited for one and
+/// how long it ran.
+async fn execute(prepared: strata_promql::PreparedQuery, t: &mut Timings) -> Result<QueryResult, strata_promql::Error> {
+    let queued = Instant::now();
+    let (res, waited, ran) = tokio::task::spawn_blocking(move || {
+        let waited = queued.elapsed();
+        let started = Instant::now();
+        let res = prepared.execute();
+        (res, waited, started.elapsed())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        (
+            Err(strata_promql::Error::Execution(format!("query evaluation panicked: {e}"))),
+            Duration::ZERO,
+            Duration::ZERO,
+        )
+    });
+    t.queue = waited;
+    t.eval = ran;
+    res
+}
+
+/// Where a query's time went, for `stats` and the slow query log.
+#[derive(Debug, Clone, Copy)]
+struct Timings {
+    /// From the handler's start.
+    started: Instant,
+    /// Parsing, planning and fetching the data.
+    prepare: Duration,
+    /// Waiting for a blocking thread.
+    queue: Duration,
+    /// Evaluating (sorting included: the engine sorts as it evaluates).
+    eval: Duration,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Timings { started: Instant::now(), prepare: Duration::ZERO, queue: Duration::ZERO, eval: Duration::ZERO }
+    }
+
+    /// Prometheus's `data.stats` object (`stats=<anything>`), in its JSON shape.
+    fn stats(&self, s: &strata_promql::QueryStats) -> Value {
+        json!({
+            "timings": {
+                "evalTotalTime": (self.prepare + self.eval).as_secs_f64(),
+                "resultSortTime": 0.0,
+                "queryPreparationTime": self.prepare.as_secs_f64(),
+                "innerEvalTime": self.eval.as_secs_f64(),
+                "execQueueTime": self.queue.as_secs_f64(),
+                "execTotalTime": self.started.elapsed().as_secs_f64(),
+            },
+            "samples": {
+                "totalQueryableSamples": s.total_queryable_samples,
+                "peakSamples": s.peak_samples,
+            },
+        })
+    }
+}
+
+/// Logs a query that ran at least the configured threshold (0: never).
+fn log_if_slow(st: &AppState, tenant: &TenantId, query: &str, range: (i64, i64, i64), t: &Timings, samples: u64) {
+    let threshold = st.0.querier.slow_query_threshold;
+    let took = t.started.elapsed();
+    if threshold.is_zero() || took < threshold {
+        return;
+    }
+    let (start, end, step) = range;
+    tracing::warn!(
+        tenant = tenant.as_str(),
+        query,
+        start,
+        end,
+        step,
+        duration_seconds = took.as_secs_f64(),
+        prepare_seconds = t.prepare.as_secs_f64(),
+        eval_seconds = t.eval.as_secs_f64(),
+        samples,
+        "slow query"
+    );
 }
 
 /// The start of every query: the tenant's concurrency slot (429 when all are
@@ -233,10 +317,14 @@ pub(crate) async fn instant(
     let q = st.querier(&tenant, st.read_options(&p)?)?;
     let _running = admit(&st, &tenant, "instant", query, &limits)?;
     let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let mut t = Timings::new();
     let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(failed)?;
-    let mut res = execute(prepared).await.map_err(failed)?;
+    t.prepare = t.started.elapsed();
+    let mut res = execute(prepared, &mut t).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
-    Ok(Json(Answer { res, limit }))
+    log_if_slow(&st, &tenant, query, (time, time, 0), &t, res.stats.total_queryable_samples);
+    let stats = p.get("stats").map(|_| t.stats(&res.stats));
+    Ok(Json(Answer { res, limit, stats }))
 }
 
 pub(crate) async fn range(
@@ -269,10 +357,14 @@ pub(crate) async fn range(
     let q = st.querier(&tenant, st.read_options(&p)?)?;
     let _running = admit(&st, &tenant, "range", query, &limits)?;
     let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let mut t = Timings::new();
     let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(failed)?;
-    let mut res = execute(prepared).await.map_err(failed)?;
+    t.prepare = t.started.elapsed();
+    let mut res = execute(prepared, &mut t).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
-    Ok(Json(Answer { res, limit }))
+    log_if_slow(&st, &tenant, query, (start, end, step), &t, res.stats.total_queryable_samples);
+    let stats = p.get("stats").map(|_| t.stats(&res.stats));
+    Ok(Json(Answer { res, limit, stats }))
 }
 
 /// Exemplars are counted and dropped at ingest, so the answer is always empty; the
