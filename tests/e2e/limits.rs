@@ -224,3 +224,78 @@ async fn limits_from_the_overrides_file_apply_and_change_at_run_time() {
     assert_eq!(s, 204, "{b}");
     p.terminate().unwrap();
 }
+
+/// `max_concurrent_queries`: a federation peer that accepts connections and never
+/// answers holds queries open (deterministically, no timing), so the tenant's
+/// running queries can be counted, refused past the limit, and the limit raised at
+/// run time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_limit_refuses_past_it_and_follows_the_overrides_file() {
+    let Some(bin) = strata_bin() else { return };
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("overrides.yaml");
+    put(&overrides, "overrides:\n  busy: {max_concurrent_queries: 1}\n");
+    let config = dir.path().join("strata.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "limits:\n  overrides_file: {}\n  reload_interval: 1s\nfederation:\n  health_check_interval: 1h\n  peers:\n    - {{name: stuck, url: 'http://{}', timeout: 10m}}\n",
+            overrides.display(),
+            stuck.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let p =
+        StrataProcess::start(&bin, &dir.path().join("data"), &["--config", config.to_str().unwrap()]).await.unwrap();
+    let c = std::sync::Arc::new(Client { http: reqwest::Client::new(), base: p.base() });
+    let running = async |c: &Client| -> usize {
+        let (_, b) = c.get("anonymous", "/api/v1/status/active_queries", &[]).await;
+        let v: Value = serde_json::from_str(&b).unwrap();
+        v["data"].as_array().unwrap().iter().filter(|q| q["tenant"] == "busy").count()
+    };
+    let hold = |c: std::sync::Arc<Client>, q: &'static str| {
+        tokio::spawn(async move { c.get("busy", "/api/v1/query", &[("query", q.to_string())]).await })
+    };
+    let first = hold(c.clone(), "up");
+    c.eventually("the first query running", async || running(&c).await == 1).await;
+    let (_, b) = c.get("anonymous", "/api/v1/status/active_queries", &[]).await;
+    assert!(b.contains("\"query\":\"up\"") && b.contains("\"kind\":\"instant\""), "{b}");
+    let (s, b) = c.get("busy", "/api/v1/query", &[("query", "sum(up)".to_string())]).await;
+    assert_eq!(s, 429, "{b}");
+    assert!(err(&b).1.contains("(limit: max_concurrent_queries=1)"), "{b}");
+    // Other tenants are not counted against it.
+    let other = {
+        let c = c.clone();
+        tokio::spawn(async move { c.get("idle", "/api/v1/query", &[("query", "up".to_string())]).await })
+    };
+
+    put(&overrides, "overrides:\n  busy: {max_concurrent_queries: 2}\n");
+    let mut held = vec![first, other];
+    c.eventually("max_concurrent_queries=2", async || {
+        if running(&c).await >= 2 {
+            return true;
+        }
+        // Each try is either refused at once (old limit) or admitted and held.
+        let (s, _) = {
+            let h = hold(c.clone(), "count(up)");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if h.is_finished() {
+                h.await.unwrap()
+            } else {
+                held.push(h);
+                (0, String::new())
+            }
+        };
+        s != 429 && running(&c).await >= 2
+    })
+    .await;
+    assert_eq!(running(&c).await, 2);
+    let (s, _) = c.get("busy", "/api/v1/query", &[("query", "max(up)".to_string())]).await;
+    assert_eq!(s, 429, "a third is over the new limit");
+    drop(stuck);
+    p.terminate().unwrap();
+    for h in held {
+        h.abort();
+    }
+}
