@@ -264,3 +264,61 @@ async fn stats_report_timings_and_samples_in_prometheus_shape() {
     let (_, v) = get(&sb, &format!("/api/v1/query?query=temperature&time={t}")).await;
     assert!(v["data"].get("stats").is_none(), "{v}");
 }
+
+/// The slow query log of the real binary: with a threshold every query passes, the
+/// line names tenant, query and range; `0s` logs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_queries_are_logged_with_tenant_query_and_range() {
+    let Some(bin) = strata_tests::strata_bin() else { return };
+    for (threshold, logged) in [("1ns", true), ("0s", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("strata.yaml");
+        std::fs::write(&config, format!("querier:\n  slow_query_threshold: {threshold}\nlog: {{format: json}}\n"))
+            .unwrap();
+        let port = strata_tests::free_port();
+        let mut child = std::process::Command::new(&bin)
+            .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..600 {
+            if client.get(format!("{base}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "strata did not get ready");
+        let r = client
+            .get(format!("{base}/api/v1/query_range?query=vector(7)&start=1000&end=2000&step=1"))
+            .header("X-Scope-OrgID", "team-slow")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let line = log.lines().find(|l| l.contains("slow query"));
+        assert_eq!(line.is_some(), logged, "threshold {threshold}: {log}");
+        if let Some(line) = line {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let f = &v["fields"];
+            assert_eq!(f["tenant"], "team-slow", "{line}");
+            assert_eq!(f["query"], "vector(7)", "{line}");
+            assert_eq!(
+                (f["start"].as_i64(), f["end"].as_i64(), f["step"].as_i64()),
+                (Some(1_000_000), Some(2_000_000), Some(1000)),
+                "{line}"
+            );
+            assert!(f["duration_seconds"].as_f64().is_some(), "{line}");
+        }
+    }
+}
