@@ -276,7 +276,7 @@ async fn slow_queries_are_logged_with_tenant_query_and_range() {
         std::fs::write(&config, format!("querier:\n  slow_query_threshold: {threshold}\nlog: {{format: json}}\n"))
             .unwrap();
         let port = strata_tests::free_port();
-        let mut child = std::process::Command::new(&bin)
+        let child = std::process::Command::new(&bin)
             .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
