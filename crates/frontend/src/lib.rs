@@ -42,7 +42,7 @@ pub use config::{CacheConfig, FrontendConfig, MemcachedConfig, MemoryCacheConfig
 pub use downstream::{HttpDownstream, MAX_ANSWER_BYTES, TENANT_HEADER};
 pub use error::{Error, Result};
 pub use http::{HttpState, Proxy, router};
-pub use metrics::Metrics;
+pub use metrics::{ExtraMetrics, Metrics};
 pub use params::{parse_duration, parse_time};
 pub use response::{HistogramPoint, InstantSample, Metric, Point, PromResponse, QueryData, RangeSeries, merge_pieces};
 pub use service::{ExtraParams, InstantQuery, QueryService, RangeQuery};

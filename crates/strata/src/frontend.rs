@@ -127,6 +127,10 @@ async fn serve(cfg: FrontendFile) -> anyhow::Result<()> {
     };
     let frontend = Frontend::with_tenant_parallelism(&cfg.frontend, Arc::new(http), metrics.clone(), Some(per_tenant))
         .context("frontend")?;
+    metrics.render_also(strata_frontend::ExtraMetrics({
+        let limits = limits.clone();
+        Arc::new(move |r| limits.register(r))
+    }));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let reloading = tokio::spawn(limits.run(stopped));
     let state = HttpState { service: frontend.service(), metrics, default_tenant, proxy: Some(proxy) };
