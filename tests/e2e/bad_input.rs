@@ -164,9 +164,8 @@ async fn out_of_order_and_duplicate_samples() {
 
 #[tokio::test]
 async fn rate_limit_is_429_per_tenant() {
-    let cfg =
-        ServerConfig { ingestion_rate_samples_per_second: 1.0, ingestion_burst_samples: 3.0, ..Default::default() };
-    let sb = Sandbox::start_with(cfg, TsdbOptions::default(), None).await;
+    let limits = strata_server::Limits { ingestion_rate: 1.0, ingestion_burst_size: 3.0, ..Default::default() };
+    let sb = Sandbox::start_with_limits(ServerConfig::default(), limits).await;
     let base = sb.url("");
     let req = |t0: i64| pb::WriteRequest {
         timeseries: vec![series(&[("__name__", "r")], &[(t0, 1.0), (t0 + 1, 1.0)])],
@@ -176,6 +175,7 @@ async fn rate_limit_is_429_per_tenant() {
     let (s, b) = write_v1(&sb.client, &base, &req(10), Some("a")).await.unwrap();
     assert_eq!(s, 429);
     assert!(error_of(&b).contains("ingestion rate limit"), "{b}");
+    assert!(error_of(&b).contains("(limit: ingestion_rate=1, ingestion_burst_size=3)"), "{b}");
     // Another tenant has its own budget.
     assert_eq!(write_v1(&sb.client, &base, &req(0), Some("b")).await.unwrap().0, 204);
 }

@@ -337,7 +337,14 @@ impl FaultyBucket {
             .replace("request_timeout: 5s", &format!("request_timeout: {timeout}"));
         std::fs::write(&proxied, yaml).unwrap();
         let config = dir.join("strata.yml");
-        std::fs::write(&config, "compactor:\n  enabled: false\n  deletion_delay: 0s\n").unwrap();
+        // The offline commands' data dir (the compactor's spool) inside the test's dir;
+        // `serve` gets its own with --data-dir.
+        let data = dir.join("compact-data");
+        std::fs::write(
+            &config,
+            format!("data_dir: {}\ncompactor:\n  enabled: false\n  deletion_delay: 0s\n", data.display()),
+        )
+        .unwrap();
         Some(FaultyBucket { _weed: weed, proxy, direct, proxied, config })
     }
 

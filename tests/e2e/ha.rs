@@ -55,8 +55,10 @@ fn range_q(query: &str, t0: i64, extra: &[(&'static str, &str)]) -> Vec<(&'stati
 }
 
 async fn start(replica_labels: &[&str]) -> Sandbox {
-    let querier =
-        strata_querier::QuerierConfig { replica_labels: replica_labels.iter().map(|s| s.to_string()).collect() };
+    let querier = strata_querier::QuerierConfig {
+        replica_labels: replica_labels.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
     Sandbox::start_with_querier(Default::default(), querier, Default::default(), None, None).await
 }
 

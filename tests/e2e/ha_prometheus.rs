@@ -158,7 +158,7 @@ async fn an_hapair_deduplicated_at_query_time_and_then_in_compaction() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = tmp.path().join("bucket");
     let objstore = strata_block::ObjStoreConfig::filesystem(&bucket);
-    let querier = strata_querier::QuerierConfig { replica_labels: vec!["__replica__".into()] };
+    let querier = strata_querier::QuerierConfig { replica_labels: vec!["__replica__".into()], ..Default::default() };
     let sb = Sandbox::start_with_ha(
         Default::default(),
         querier,

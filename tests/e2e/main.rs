@@ -12,6 +12,7 @@ mod faults;
 mod federation;
 mod ha;
 mod ha_prometheus;
+mod limits;
 mod lock;
 mod ops;
 mod prometheus;

@@ -136,13 +136,14 @@ async fn errors_and_limits_are_prometheus_shaped() {
 
 #[tokio::test]
 async fn sample_limit_gives_422() {
-    let cfg = strata_server::ServerConfig { query_max_samples: 10, ..Default::default() };
-    let sb = Sandbox::start_with(cfg, strata_tsdb::TsdbOptions::default(), None).await;
+    let limits = strata_server::Limits { max_samples_per_query: 10, ..Default::default() };
+    let sb = Sandbox::start_with_limits(Default::default(), limits).await;
     load(&sb, END, None).await;
     let (s, v) =
         get(&sb, &format!("/api/v1/query?query=max_over_time(temperature%5B10m%5D)&time={}", END / 1000)).await;
     assert_eq!((s, v["errorType"].as_str()), (422, Some("execution")), "{v}");
     assert!(v["error"].as_str().unwrap().contains("too many samples"), "{v}");
+    assert!(v["error"].as_str().unwrap().ends_with("(limit: max_samples_per_query=10)"), "{v}");
 }
 
 #[tokio::test]
@@ -225,4 +226,99 @@ async fn grafana_request_sequence() {
     assert_eq!((s, v["data"].clone()), (200, json!([])));
     let (s, v) = get(&sb, "/api/v1/format_query?query=sum(rate(x%5B5m%5D))%20by%20(job)").await;
     assert_eq!((s, v["data"].as_str()), (200, Some("sum by (job) (rate(x[5m]))")));
+}
+
+#[tokio::test]
+async fn stats_report_timings_and_samples_in_prometheus_shape() {
+    let sb = Sandbox::start().await;
+    load(&sb, END, None).await;
+    let t = END / 1000;
+    let (s, v) =
+        get(&sb, &format!("/api/v1/query?query=count_over_time(temperature%5B10m%5D)&time={t}&stats=all")).await;
+    assert_eq!(s, 200, "{v}");
+    let stats = &v["data"]["stats"];
+    for k in
+        ["evalTotalTime", "resultSortTime", "queryPreparationTime", "innerEvalTime", "execQueueTime", "execTotalTime"]
+    {
+        assert!(stats["timings"][k].as_f64().is_some_and(|x| x >= 0.0), "{k}: {v}");
+    }
+    let exec = stats["timings"]["execTotalTime"].as_f64().unwrap();
+    assert!(exec >= stats["timings"]["evalTotalTime"].as_f64().unwrap(), "{v}");
+    // The selector fetched exactly the samples the window counts.
+    let counted: u64 = v["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert_eq!(stats["samples"]["totalQueryableSamples"], counted, "{v}");
+    assert!(stats["samples"]["peakSamples"].as_u64().unwrap() >= counted, "{v}");
+
+    // A range query: the peak holds at least every point of the answer.
+    let (s, v) =
+        get(&sb, &format!("/api/v1/query_range?query=http_requests_total&start={}&end={t}&step=60&stats=1", t - 600))
+            .await;
+    assert_eq!(s, 200, "{v}");
+    let points: u64 =
+        v["data"]["result"].as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len() as u64).sum();
+    assert_eq!(points, 22, "{v}");
+    assert!(v["data"]["stats"]["samples"]["peakSamples"].as_u64().unwrap() >= points, "{v}");
+    assert!(v["data"]["stats"]["samples"]["totalQueryableSamples"].as_u64().unwrap() >= 80, "{v}");
+
+    // Without the parameter there is no stats member.
+    let (_, v) = get(&sb, &format!("/api/v1/query?query=temperature&time={t}")).await;
+    assert!(v["data"].get("stats").is_none(), "{v}");
+}
+
+/// The slow query log of the real binary: with a threshold every query passes, the
+/// line names tenant, query and range; `0s` logs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_queries_are_logged_with_tenant_query_and_range() {
+    let Some(bin) = strata_tests::strata_bin() else { return };
+    for (threshold, logged) in [("1ns", true), ("0s", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("strata.yaml");
+        std::fs::write(&config, format!("querier:\n  slow_query_threshold: {threshold}\nlog: {{format: json}}\n"))
+            .unwrap();
+        let port = strata_tests::free_port();
+        let child = std::process::Command::new(&bin)
+            .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..600 {
+            if client.get(format!("{base}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "strata did not get ready");
+        let r = client
+            .get(format!("{base}/api/v1/query_range?query=vector(7)&start=1000&end=2000&step=1"))
+            .header("X-Scope-OrgID", "team-slow")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let line = log.lines().find(|l| l.contains("slow query"));
+        assert_eq!(line.is_some(), logged, "threshold {threshold}: {log}");
+        if let Some(line) = line {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let f = &v["fields"];
+            assert_eq!(f["tenant"], "team-slow", "{line}");
+            assert_eq!(f["query"], "vector(7)", "{line}");
+            assert_eq!(
+                (f["start"].as_i64(), f["end"].as_i64(), f["step"].as_i64()),
+                (Some(1_000_000), Some(2_000_000), Some(1000)),
+                "{line}"
+            );
+            assert!(f["duration_seconds"].as_f64().is_some(), "{line}");
+        }
+    }
 }

@@ -43,6 +43,20 @@ impl Sandbox {
         Self::start_full(cfg, opts, dir, None).await
     }
 
+    /// Starts with these limits for every tenant.
+    pub async fn start_with_limits(cfg: ServerConfig, limits: strata_server::Limits) -> Sandbox {
+        let overrides =
+            strata_server::Overrides::new(strata_server::LimitsConfig { defaults: limits, ..Default::default() })
+                .expect("no overrides file");
+        let state = AppState::build(strata_server::StateOptions {
+            server: cfg,
+            limits: Arc::new(overrides),
+            ..Default::default()
+        })
+        .expect("valid config");
+        Self::serve(state, TsdbOptions::default(), None, None).await
+    }
+
     /// Starts on `dir` with block storage in `bucket` (default cut policy).
     pub async fn start_with_bucket(dir: &Path, bucket: ObjStoreConfig) -> Sandbox {
         Self::start_full(ServerConfig::default(), TsdbOptions::default(), Some(dir), Some(bucket)).await
@@ -77,9 +91,13 @@ impl Sandbox {
         dir: Option<&Path>,
         bucket: Option<ObjStoreConfig>,
     ) -> Sandbox {
+        let state = AppState::with_ha(cfg, querier, ha).expect("valid config");
+        Self::serve(state, opts, dir, bucket).await
+    }
+
+    async fn serve(state: AppState, opts: TsdbOptions, dir: Option<&Path>, bucket: Option<ObjStoreConfig>) -> Sandbox {
         let tmp = if dir.is_none() { Some(tempfile::tempdir().expect("tempdir")) } else { None };
         let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.as_ref().expect("tempdir").path().to_path_buf());
-        let state = AppState::with_ha(cfg, querier, ha).expect("valid config");
         if let Some(b) = bucket {
             let store = Arc::new(MeteredStore::new(b.build().expect("object store")));
             let store_stats = Some(store.stats().clone());

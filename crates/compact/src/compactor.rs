@@ -172,6 +172,7 @@ impl Compactor {
     /// tenants at all is an error.
     pub async fn run_once(&self) -> Result<Report> {
         CompactorStats::add(&self.stats.runs, 1);
+        clean_spool(&self.opts.spool_dir, SPOOL_MAX_AGE);
         let tenants = match self.bucket.tenants().await {
             Ok(t) => t,
             Err(e) => {
@@ -337,6 +338,32 @@ impl Compactor {
             CompactorStats::add(&self.stats.blocks_marked_for_deletion, superseded.len() as u64);
         }
         Ok(())
+    }
+}
+
+/// Spool files older than this are left over from a killed process (a block being
+/// written is spooled for as long as its merge takes, far less than this).
+const SPOOL_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Deletes spool files older than `max_age`: what a killed merge or downsampling
+/// left behind. Another compactor on the same data dir may be spooling, so young
+/// files stay. Failures are logged only.
+fn clean_spool(dir: &std::path::Path, max_age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t.elapsed().is_ok_and(|age| age >= max_age));
+        if old && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %dir.display(), files = removed, "removed spool files left by a killed compactor");
     }
 }
 

@@ -566,3 +566,19 @@ async fn a_copy_left_unmarked_by_a_killed_pass_is_superseded_by_the_next() {
     assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_5M).count(), 1, "{live:?}");
     assert_eq!(live.iter().filter(|b| b.meta.resolution == RESOLUTION_1H).count(), 1, "{live:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_files_left_by_a_killed_process_are_removed_when_old() {
+    let f = fixture();
+    let spool = tempfile::tempdir().unwrap();
+    let old = spool.path().join(".tmpold");
+    let young = spool.path().join(".tmpyoung");
+    std::fs::write(&old, b"x").unwrap();
+    std::fs::write(&young, b"x").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    let o = CompactorOptions { spool_dir: spool.path().to_path_buf(), ..opts() };
+    f.compactor(o).run_once().await.unwrap();
+    assert!(!old.exists(), "an hour-old spool file is removed");
+    assert!(young.exists(), "a young one may belong to a running merge");
+}

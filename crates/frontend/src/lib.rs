@@ -42,11 +42,11 @@ pub use config::{CacheConfig, FrontendConfig, MemcachedConfig, MemoryCacheConfig
 pub use downstream::{HttpDownstream, MAX_ANSWER_BYTES, TENANT_HEADER};
 pub use error::{Error, Result};
 pub use http::{HttpState, Proxy, router};
-pub use metrics::Metrics;
+pub use metrics::{ExtraMetrics, Metrics};
 pub use params::{parse_duration, parse_time};
 pub use response::{HistogramPoint, InstantSample, Metric, Point, PromResponse, QueryData, RangeSeries, merge_pieces};
 pub use service::{ExtraParams, InstantQuery, QueryService, RangeQuery};
-pub use split::{Split, StepAlign, split_ranges};
+pub use split::{Split, StepAlign, TenantParallelism, split_ranges};
 
 /// The layers assembled from a [`FrontendConfig`] over a downstream service.
 #[derive(Debug, Clone)]
@@ -59,12 +59,25 @@ impl Frontend {
     /// `StepAlign` (when configured) ─► `Split` ─► `ResultsCache` (unless `type:
     /// none`) ─► `downstream`.
     pub fn new(cfg: &FrontendConfig, downstream: Arc<dyn QueryService>, metrics: Arc<Metrics>) -> Result<Self> {
+        Self::with_tenant_parallelism(cfg, downstream, metrics, None)
+    }
+
+    /// [`Frontend::new`] with a per-tenant split parallelism (the tenants'
+    /// `max_query_parallelism` limits).
+    pub fn with_tenant_parallelism(
+        cfg: &FrontendConfig,
+        downstream: Arc<dyn QueryService>,
+        metrics: Arc<Metrics>,
+        per_tenant: Option<TenantParallelism>,
+    ) -> Result<Self> {
         let mut service = downstream;
         if let Some(backend) = build_cache(&cfg.cache, metrics.clone())? {
             service = Arc::new(ResultsCache::new(service, backend, cfg.max_cache_freshness, metrics.clone()));
         }
         let interval = i64::try_from(cfg.split_interval.as_millis()).unwrap_or(i64::MAX);
-        service = Arc::new(Split::new(service, interval, cfg.max_parallelism, metrics.clone()));
+        service = Arc::new(
+            Split::new(service, interval, cfg.max_parallelism, metrics.clone()).with_tenant_parallelism(per_tenant),
+        );
         if cfg.align_queries_with_step {
             service = Arc::new(StepAlign::new(service));
         }

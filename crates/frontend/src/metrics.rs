@@ -37,6 +37,18 @@ pub struct Metrics {
     pub(crate) cache_skipped: Family<L, Counter>,
     pub(crate) cache_memory_bytes: Gauge,
     pub(crate) downstream_requests: Family<L, Counter>,
+    /// Metrics of other parts of the process (the limits' overrides), rendered too.
+    extra: std::sync::OnceLock<ExtraMetrics>,
+}
+
+/// Registers further metrics into the frontend's registry at each render.
+#[derive(Clone)]
+pub struct ExtraMetrics(pub std::sync::Arc<dyn Fn(&mut Registry) + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -55,6 +67,7 @@ impl Default for Metrics {
             cache_skipped: Family::default(),
             cache_memory_bytes: Gauge::default(),
             downstream_requests: Family::default(),
+            extra: std::sync::OnceLock::new(),
         }
     }
 }
@@ -89,13 +102,42 @@ impl Metrics {
         );
     }
 
-    /// A registry holding just these metrics, rendered in Prometheus text format.
+    /// Adds metrics of another part of the process to [`Metrics::render`] (once;
+    /// later calls are ignored).
+    pub fn render_also(&self, extra: ExtraMetrics) {
+        let _ = self.extra.set(extra);
+    }
+
+    /// A registry holding these metrics (and [`Metrics::render_also`]'s), rendered in
+    /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut r = Registry::default();
         self.register(&mut r);
+        if let Some(extra) = self.extra.get() {
+            (extra.0)(&mut r);
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &r);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_includes_extra_metrics() {
+        let m = Metrics::default();
+        let g: Gauge = Gauge::default();
+        g.set(7);
+        let extra = g.clone();
+        m.render_also(ExtraMetrics(std::sync::Arc::new(move |r: &mut Registry| {
+            r.register("strata_test_extra", "a test gauge", extra.clone())
+        })));
+        let text = m.render();
+        assert!(text.contains("strata_test_extra 7"), "{text}");
+        assert!(text.contains("strata_frontend_split_pieces_total"), "{text}");
     }
 }

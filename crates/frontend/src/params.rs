@@ -9,9 +9,6 @@ pub use strata_model::api_time::{parse_duration, parse_time};
 
 use crate::error::{Error, Result};
 
-/// Most points a range query may return per series (Prometheus's 11,000).
-pub(crate) const MAX_POINTS: i64 = 11_000;
-
 /// All `key=value` pairs of a request, query string first.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Params(pub(crate) Vec<(String, String)>);
@@ -19,10 +16,6 @@ pub(crate) struct Params(pub(crate) Vec<(String, String)>);
 impl Params {
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
-    }
-
-    fn required(&self, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| Error::BadData(format!("invalid parameter {key:?}: missing")))
     }
 
     pub(crate) fn time(&self, key: &str) -> Result<Option<i64>> {
@@ -36,30 +29,11 @@ impl Params {
         self.get("query").ok_or_else(|| Error::BadData("invalid parameter \"query\": query must not be empty".into()))
     }
 
-    /// `start`, `end`, `step` of a range query, checked as Prometheus checks them.
+    /// `start`, `end`, `step` of a range query, checked as Prometheus checks them
+    /// (the model's one copy of those checks, shared with the server).
     pub(crate) fn range(&self) -> Result<(i64, i64, i64)> {
-        self.required("start")?;
-        let start = self.time("start")?.unwrap_or(0);
-        self.required("end")?;
-        let end = self.time("end")?.unwrap_or(0);
-        if end < start {
-            return Err(Error::BadData(
-                "invalid parameter \"end\": end timestamp must not be before start time".into(),
-            ));
-        }
-        let step = parse_duration(self.required("step")?)
-            .map_err(|e| Error::BadData(format!("invalid parameter \"step\": {e}")))?;
-        if step <= 0 {
-            return Err(Error::BadData(
-                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        if (end - start) / step > MAX_POINTS {
-            return Err(Error::BadData(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-            ));
-        }
-        Ok((start, end, step))
+        strata_model::api_time::range_steps(self.get("start"), self.get("end"), self.get("step"))
+            .map_err(Error::BadData)
     }
 }
 

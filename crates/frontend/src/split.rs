@@ -65,17 +65,52 @@ pub(crate) fn splittable(query: &str) -> bool {
 
 /// The split layer: range queries cut by [`split_ranges`], at most
 /// `max_parallelism` pieces in flight per query, merged by [`merge_pieces`].
-#[derive(Debug)]
 pub struct Split<S> {
     inner: S,
     interval_ms: i64,
     max_parallelism: usize,
+    per_tenant: Option<TenantParallelism>,
     metrics: Arc<Metrics>,
+}
+
+/// A tenant's `max_query_parallelism` (0: the frontend's `max_parallelism`), asked
+/// per query, so limits changed at run time apply to the next query.
+pub type TenantParallelism = Arc<dyn Fn(&TenantId) -> usize + Send + Sync>;
+
+struct Opaque;
+impl std::fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fn(&TenantId) -> usize")
+    }
 }
 
 impl<S: QueryService> Split<S> {
     pub fn new(inner: S, interval_ms: i64, max_parallelism: usize, metrics: Arc<Metrics>) -> Self {
-        Split { inner, interval_ms, max_parallelism: max_parallelism.max(1), metrics }
+        Split { inner, interval_ms, max_parallelism: max_parallelism.max(1), per_tenant: None, metrics }
+    }
+
+    /// Per-tenant parallelism instead of `max_parallelism` where it is not 0.
+    pub fn with_tenant_parallelism(mut self, per_tenant: Option<TenantParallelism>) -> Self {
+        self.per_tenant = per_tenant;
+        self
+    }
+
+    fn parallelism(&self, tenant: &TenantId) -> usize {
+        match self.per_tenant.as_ref().map(|f| f(tenant)) {
+            Some(n) if n > 0 => n,
+            _ => self.max_parallelism,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Split<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("inner", &self.inner)
+            .field("interval_ms", &self.interval_ms)
+            .field("max_parallelism", &self.max_parallelism)
+            .field("per_tenant", &self.per_tenant.as_ref().map(|_| Opaque))
+            .finish()
     }
 }
 
@@ -97,7 +132,7 @@ impl<S: QueryService> QueryService for Split<S> {
                 let piece = q.with_range(s, e);
                 async move { self.inner.range(tenant, &piece).await }
             })
-            .buffered(self.max_parallelism)
+            .buffered(self.parallelism(tenant))
             .try_collect()
             .await?;
         merge_pieces(answers)
@@ -140,6 +175,45 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// A downstream that records how many pieces were in flight at most.
+    #[derive(Debug, Default)]
+    struct Peak {
+        now: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl QueryService for Peak {
+        async fn range(&self, _: &TenantId, _: &RangeQuery) -> Result<PromResponse> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(n, SeqCst);
+            // Pending once, so every piece `buffered` admits starts before any ends.
+            tokio::task::yield_now().await;
+            self.now.fetch_sub(1, SeqCst);
+            Err(crate::Error::BadData("no answer".into()))
+        }
+        async fn instant(&self, _: &TenantId, _: &InstantQuery) -> Result<PromResponse> {
+            unreachable!("not asked")
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn tenant_parallelism_bounds_pieces_in_flight() {
+        const DAY: i64 = 86_400_000;
+        let q = RangeQuery { query: "up".into(), start: 0, end: 9 * DAY, step: 60_000, params: Default::default() };
+        let per_tenant: TenantParallelism = Arc::new(|t: &TenantId| if t.as_str() == "small" { 2 } else { 0 });
+        for (tenant, want) in [("small", 2), ("other", 5)] {
+            let peak = Arc::new(Peak::default());
+            let split = Split::new(peak.clone(), DAY, 5, Arc::new(Metrics::default()))
+                .with_tenant_parallelism(Some(per_tenant.clone()));
+            let t = TenantId::new(tenant).unwrap();
+            // Every piece fails; `buffered` has started `want` of them by then.
+            assert!(split.range(&t, &q).await.is_err());
+            assert_eq!(peak.peak.load(std::sync::atomic::Ordering::SeqCst), want, "{tenant}");
+        }
+    }
 
     const DAY: i64 = 86_400_000;
 

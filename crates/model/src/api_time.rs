@@ -63,6 +63,37 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
 /// and refuses any that do not fit.
 pub const NANOS_PER_MS: i64 = 1_000_000;
 
+/// Most points a range query may return per series (Prometheus's 11,000).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// A range query's `start`, `end` and `step` (as given; `None` or empty when
+/// absent), checked as Prometheus checks them: all present, end not before start,
+/// a positive step, at most 11,000 points. Milliseconds; the error is the whole
+/// message Prometheus answers with (a 400 `bad_data`). The one copy the server and
+/// the query frontend both use.
+pub fn range_steps(start: Option<&str>, end: Option<&str>, step: Option<&str>) -> Result<(i64, i64, i64), String> {
+    let required = |key: &str, v: Option<&str>| -> Result<String, String> {
+        v.filter(|v| !v.is_empty()).map(String::from).ok_or_else(|| format!("invalid parameter {key:?}: missing"))
+    };
+    let time = |key: &str, v: Option<&str>| -> Result<i64, String> {
+        parse_time(&required(key, v)?).map_err(|e| format!("invalid parameter {key:?}: {e}"))
+    };
+    let start = time("start", start)?;
+    let end = time("end", end)?;
+    if end < start {
+        return Err("invalid parameter \"end\": end timestamp must not be before start time".into());
+    }
+    let step = parse_duration(&required("step", step)?).map_err(|e| format!("invalid parameter \"step\": {e}"))?;
+    if step <= 0 {
+        return Err("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into());
+    }
+    // Times are clamped to Prometheus's range, so the difference cannot overflow.
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into());
+    }
+    Ok((start, end, step))
+}
+
 /// Parses a duration as Prometheus's API does: seconds as a number (possibly
 /// negative or fractional), or Prometheus syntax such as `1h30m`, in milliseconds.
 /// A value that overflows `int64` nanoseconds is refused in Prometheus's words.

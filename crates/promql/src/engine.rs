@@ -8,7 +8,7 @@ use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, Series};
 
 use crate::error::{Error, Result};
 use crate::eval::{Evaluator, Steps, Val, at_ms, offset_ms, subquery_steps};
-use crate::value::{Annotations, InstantSample, QueryResult, QueryValue, RangeSeries};
+use crate::value::{Annotations, InstantSample, QueryResult, QueryStats, QueryValue, RangeSeries};
 
 /// Prometheus refuses range queries with more points than this per series.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -145,6 +145,7 @@ impl Engine {
         let lookback = self.opts.lookback_delta.as_millis() as i64;
         let sub_step = self.opts.default_subquery_step.as_millis() as i64;
         let mut data: HashMap<usize, Vec<Series>> = HashMap::new();
+        let loaded;
         {
             let mut needs = Vec::new();
             let pctx = PlanCtx { lookback, sub_step, query_start: steps.start, query_end };
@@ -168,7 +169,8 @@ impl Engine {
             if Instant::now() > deadline {
                 return Err(Error::Timeout);
             }
-            let loaded: usize = which.iter().map(|&u| fetched[u].iter().map(|s| s.samples.len()).sum::<usize>()).sum();
+            loaded = which.iter().map(|&u| fetched[u].iter().map(|s| s.samples.len()).sum::<usize>()).sum();
+            let loaded: usize = loaded;
             if loaded > self.opts.max_samples {
                 return Err(Error::TooManySamples);
             }
@@ -192,6 +194,7 @@ impl Engine {
             sub_step,
             deadline,
             max_samples: self.opts.max_samples,
+            loaded,
             delayed_names: self.opts.delayed_name_removal,
             type_unit: self.opts.type_and_unit_labels,
         })
@@ -211,6 +214,8 @@ pub struct PreparedQuery {
     sub_step: i64,
     deadline: Instant,
     max_samples: usize,
+    /// Samples fetched, for [`QueryStats`].
+    loaded: usize,
     delayed_names: bool,
     type_unit: bool,
 }
@@ -220,6 +225,7 @@ impl PreparedQuery {
     pub fn execute(self) -> Result<QueryResult> {
         let mut ann = Annotations::default();
         let steps = self.steps;
+        let peak;
         let value = {
             let mut ev = Evaluator {
                 data: self.data,
@@ -230,14 +236,18 @@ impl PreparedQuery {
                 ann: &mut ann,
                 deadline: self.deadline,
                 max_samples: self.max_samples,
+                peak: 0,
                 delayed_names: self.delayed_names,
                 type_unit: self.type_unit,
             };
             let val = ev.eval(&self.expr, &steps)?;
             let val = ev.finish(val)?;
+            peak = ev.peak;
             to_query_value(val, &steps, &self.expr, self.instant)?
         };
-        Ok(QueryResult { value, warnings: ann.warnings, infos: ann.infos })
+        let stats =
+            QueryStats { total_queryable_samples: self.loaded as u64, peak_samples: peak.max(self.loaded) as u64 };
+        Ok(QueryResult { value, warnings: ann.warnings, infos: ann.infos, stats })
     }
 }
 

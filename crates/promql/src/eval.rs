@@ -182,6 +182,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) ann: &'a mut Annotations,
     pub(crate) deadline: Instant,
     pub(crate) max_samples: usize,
+    /// The largest value any node produced, in samples (for [`crate::QueryStats`]).
+    pub(crate) peak: usize,
     /// Keep marked metric names until [`Evaluator::finish`] instead of dropping
     /// them as soon as a node marks them.
     pub(crate) delayed_names: bool,
@@ -231,7 +233,7 @@ impl Evaluator<'_> {
         Ok(v)
     }
 
-    fn check_size(&self, v: &Val) -> Result<()> {
+    fn check_size(&mut self, v: &Val) -> Result<()> {
         let n = match v {
             Val::Vector(vs) => vs.len() * vs.first().map_or(0, |s| s.vals.len()),
             Val::Range(r) => r.series.iter().map(|s| s.samples.len()).sum(),
@@ -240,6 +242,7 @@ impl Evaluator<'_> {
         if n > self.max_samples {
             return Err(Error::TooManySamples);
         }
+        self.peak = self.peak.max(n);
         Ok(())
     }
 

@@ -33,4 +33,4 @@ mod value;
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, PreparedQuery, parse, parse_selector};
 pub use error::{Error, ErrorKind, Result};
 pub use eval::{PromFloat, format_float};
-pub use value::{InstantSample, QueryResult, QueryValue, RangeSeries};
+pub use value::{InstantSample, QueryResult, QueryStats, QueryValue, RangeSeries};

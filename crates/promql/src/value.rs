@@ -48,6 +48,20 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     /// Messages starting with "PromQL info: ".
     pub infos: Vec<String>,
+    /// What the evaluation cost, for the API's `stats` parameter.
+    pub stats: QueryStats,
+}
+
+/// Sample counts of one query, as Prometheus's `stats` report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Samples the query's selectors fetched from storage (each selection counted
+    /// once per use in the query).
+    pub total_queryable_samples: u64,
+    /// The most samples held at once, as Strata counts it: the fetched total, or
+    /// the largest value of any node (selector, function, operator; all its steps
+    /// together) when larger. Bounded by `max_samples`.
+    pub peak_samples: u64,
 }
 
 /// Annotations gathered while evaluating, deduplicated, in first-seen order.

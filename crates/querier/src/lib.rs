@@ -34,7 +34,7 @@ pub use federation::{FanOut, FederationConfig, Peers};
 pub use remote::{BasicAuth, Peer, PeerConfig, PeerStatus, RemoteQuerier, TlsConfig};
 
 /// Settings of the read side (the `querier:` section of the configuration).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuerierConfig {
     /// Labels that tell the replicas of an HA pair apart (e.g. `[__replica__]`):
@@ -42,6 +42,16 @@ pub struct QuerierConfig {
     /// (Thanos Query's `--query.replica-label`). A request's `dedup=false` turns it
     /// off, `replicaLabels[]=` replaces the list. Empty: no dedup.
     pub replica_labels: Vec<String>,
+    /// Queries (instant and range) running longer than this are logged at `warn`
+    /// with tenant, query, range, duration and samples. `0s` turns the log off.
+    #[serde(deserialize_with = "strata_model::config_duration::required")]
+    pub slow_query_threshold: std::time::Duration,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> Self {
+        QuerierConfig { replica_labels: Vec::new(), slow_query_threshold: std::time::Duration::from_secs(10) }
+    }
 }
 
 /// Head and blocks of one tenant as one [`Querier`], made per request.

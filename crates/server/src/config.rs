@@ -16,23 +16,14 @@ pub struct ServerConfig {
     /// Largest decompressed size a snappy body may declare, in bytes; checked before
     /// any allocation (413 above).
     pub max_decompressed_bytes: usize,
-    /// Most labels a series may have, `__name__` included (Mimir's default: 30).
-    pub max_label_names_per_series: usize,
     /// Longest label name accepted, in bytes.
     pub max_label_name_length: usize,
     /// Longest label value accepted, in bytes.
     pub max_label_value_length: usize,
-    /// Per-tenant ingestion rate limit in samples per second; 0 disables it. Requests
-    /// over the limit get 429 and are retried by Prometheus.
-    pub ingestion_rate_samples_per_second: f64,
-    /// Burst allowance of the rate limit, in samples.
-    pub ingestion_burst_samples: f64,
     /// With remote write 2.0, store a zero-valued sample at a series' created
     /// timestamp when it is older than the series' first sample (as Prometheus's
     /// `created-timestamp-zero-ingestion` feature does). Off by default.
     pub ingest_created_timestamps: bool,
-    /// Most series one read API call (series, remote read) returns before it fails.
-    pub max_series_per_query: usize,
     /// How far back an instant selector looks for a sample (Prometheus's
     /// `--query.lookback-delta`).
     #[serde(deserialize_with = "duration")]
@@ -40,9 +31,6 @@ pub struct ServerConfig {
     /// Longest a PromQL query may run; a request's `timeout` may shorten it.
     #[serde(deserialize_with = "duration")]
     pub query_timeout: Duration,
-    /// Most samples a query may hold in memory (Prometheus's `--query.max-samples`);
-    /// over it the query fails with 422.
-    pub query_max_samples: usize,
     /// How far ahead of the wall clock a sample may be (Mimir's
     /// `creation_grace_period`); later samples are refused per sample with reason
     /// `too_far_in_future`, the rest of the request is stored.
@@ -59,12 +47,12 @@ pub struct ServerConfig {
 pub(crate) use strata_model::config_duration::{optional as opt_duration, required as duration};
 
 impl ServerConfig {
-    /// The PromQL engine settings these limits imply.
+    /// The PromQL engine settings these limits imply (the per-tenant ones, such as
+    /// `max_samples`, are set per query from the tenant's [`crate::Limits`]).
     pub fn engine_options(&self) -> strata_promql::EngineOptions {
         strata_promql::EngineOptions {
             lookback_delta: self.query_lookback_delta,
             timeout: self.query_timeout,
-            max_samples: self.query_max_samples,
             ..Default::default()
         }
     }
@@ -76,16 +64,11 @@ impl Default for ServerConfig {
             default_tenant: "anonymous".into(),
             max_request_body_bytes: 10 << 20,
             max_decompressed_bytes: 64 << 20,
-            max_label_names_per_series: 30,
             max_label_name_length: 1024,
             max_label_value_length: 2048,
-            ingestion_rate_samples_per_second: 0.0,
-            ingestion_burst_samples: 200_000.0,
             ingest_created_timestamps: false,
-            max_series_per_query: 1_000_000,
             query_lookback_delta: Duration::from_secs(300),
             query_timeout: Duration::from_secs(120),
-            query_max_samples: 50_000_000,
             creation_grace_period: Duration::from_millis(strata_tsdb::DEFAULT_CREATION_GRACE_MS as u64),
             query_partial_response: true,
         }

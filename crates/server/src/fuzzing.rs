@@ -32,7 +32,7 @@ pub fn remote_write_v2(body: &[u8]) {
 fn validate(req: &DecodedWrite<'_>) {
     let cfg = ServerConfig::default();
     let mut rejections = Rejections::default();
-    let (clean, spans) = validate_all(req, &cfg, &mut rejections);
+    let (clean, spans) = validate_all(req, &cfg, crate::Limits::default().max_label_names_per_series, &mut rejections);
     // What the handler then slices: every span must lie inside the decoded vectors.
     for (labels, samples, _) in &spans {
         let labels = &clean[labels.clone()];

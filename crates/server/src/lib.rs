@@ -25,6 +25,7 @@ pub mod fuzzing;
 mod ha_tracker;
 mod layers;
 mod limiter;
+mod limits;
 mod metrics;
 mod params;
 mod query;
@@ -49,6 +50,7 @@ use strata_tsdb::Tsdb;
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiErrorKind};
 pub use ha_tracker::{HaTrackerConfig, HaTrackerOverride};
+pub use limits::{Limits, LimitsConfig, Overrides};
 pub use status::RuntimeStatus;
 pub use strata_querier::{ExternalLabels, FederationConfig, Peers};
 pub use version::{BUILD_INFO, BuildInfo};
@@ -92,6 +94,8 @@ struct Inner {
     blocks: Arc<OnceLock<Blocks>>,
     config: ServerConfig,
     limiter: RateLimiter,
+    limits: Arc<Overrides>,
+    active: Arc<query::ActiveQueries>,
     metrics: Metrics,
     discards: write::DiscardLog,
     engine: strata_promql::EngineOptions,
@@ -119,6 +123,8 @@ pub struct StateOptions {
     pub query_only: bool,
     /// Flags, configuration and start time for the status endpoints.
     pub status: RuntimeStatus,
+    /// Per-tenant limits (reloaded by whoever runs [`Overrides::run`]).
+    pub limits: Arc<Overrides>,
 }
 
 impl AppState {
@@ -144,14 +150,16 @@ impl AppState {
 
     /// A state from all its parts.
     pub fn build(o: StateOptions) -> Result<Self, ApiError> {
-        let StateOptions { server: config, querier, ha, external_labels, peers, query_only, status } = o;
+        let StateOptions { server: config, querier, ha, external_labels, peers, query_only, status, limits } = o;
         let ha = Arc::new(ha_tracker::HaTracker::new(ha));
         TenantId::new(&config.default_tenant).map_err(|e| ApiError::bad_data(format!("default_tenant: {e}")))?;
         let tsdb = Arc::new(OnceLock::new());
         let blocks = Arc::new(OnceLock::new());
         Ok(AppState(Arc::new(Inner {
-            limiter: RateLimiter::new(config.ingestion_rate_samples_per_second, config.ingestion_burst_samples),
-            metrics: Metrics::new(tsdb.clone(), blocks.clone(), ha.clone(), peers.clone()),
+            limiter: RateLimiter::default(),
+            metrics: Metrics::new(tsdb.clone(), blocks.clone(), ha.clone(), peers.clone(), &limits),
+            limits,
+            active: Arc::default(),
             ha,
             external: external_labels,
             peers,
@@ -214,6 +222,15 @@ impl AppState {
         &self.0.limiter
     }
 
+    /// The per-tenant limits in force.
+    fn limits(&self) -> &Overrides {
+        &self.0.limits
+    }
+
+    fn active_queries(&self) -> &Arc<query::ActiveQueries> {
+        &self.0.active
+    }
+
     fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
@@ -251,14 +268,15 @@ impl AppState {
             let floor = db.head(tenant).map_or(i64::MIN, |h| h.cut_before());
             Some(strata_querier::TenantQuerier::new(db.querier(tenant), floor, blocks))
         };
-        Ok(strata_querier::assemble(
+        let q = strata_querier::assemble(
             local,
             &self.0.external,
             &self.0.peers,
             tenant.as_str(),
             opts.partial_response,
             opts.replica_labels,
-        ))
+        );
+        Ok(limits::SeriesCap::wrap(q, tenant, &self.0.limits))
     }
 
     /// The read options of a request: its parameters over the configured defaults.
@@ -287,6 +305,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/config", get(status::config))
         .route("/", get(status::index))
+        .route("/api/v1/status/active_queries", get(query::active_queries))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready))

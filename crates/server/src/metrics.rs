@@ -67,6 +67,7 @@ impl Metrics {
         blocks: Arc<OnceLock<crate::Blocks>>,
         ha: Arc<crate::ha_tracker::HaTracker>,
         peers: Arc<strata_querier::Peers>,
+        limits: &crate::limits::Overrides,
     ) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
@@ -120,6 +121,7 @@ impl Metrics {
             "Samples of non-elected HA replicas answered 202 and not stored, by tenant and cluster",
             m.ha_deduplicated.clone(),
         );
+        limits.register(&mut registry);
         registry.register_collector(Box::new(TsdbCollector { tsdb, blocks }));
         registry.register_collector(Box::new(HaCollector(ha)));
         registry.register_collector(Box::new(PeerCollector(peers)));
@@ -386,7 +388,14 @@ mod tests {
     #[test]
     fn exposes_build_info_and_process_metrics() {
         let ha = Arc::new(crate::ha_tracker::HaTracker::new(Default::default()));
-        let text = Metrics::new(Arc::new(OnceLock::new()), Arc::new(OnceLock::new()), ha, Default::default()).render();
+        let m = Metrics::new(
+            Arc::new(OnceLock::new()),
+            Arc::new(OnceLock::new()),
+            ha,
+            Default::default(),
+            &Default::default(),
+        );
+        let text = m.render();
         let b = crate::BUILD_INFO;
         let want = format!(
             "strata_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",rustversion=\"{}\"}} 1",

@@ -75,29 +75,8 @@ impl Params {
     /// A range query's required `start`, `end` and `step`, checked as Prometheus
     /// checks them: end not before start, a positive step, at most 11,000 points.
     pub(crate) fn range_steps(&self) -> ApiResult<(i64, i64, i64)> {
-        let required =
-            |key: &str| self.get(key).ok_or_else(|| ApiError::bad_data(format!("invalid parameter {key:?}: missing")));
-        required("start")?;
-        let start = self.time_or("start", 0)?;
-        required("end")?;
-        let end = self.time_or("end", 0)?;
-        if end < start {
-            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
-        }
-        required("step")?;
-        let step = self.duration("step")?.unwrap_or(0);
-        if step <= 0 {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        // Times are clamped to Prometheus's range, so the difference cannot overflow.
-        if (end - start) / step > strata_promql::MAX_POINTS_PER_SERIES {
-            return Err(ApiError::bad_data(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-            ));
-        }
-        Ok((start, end, step))
+        strata_model::api_time::range_steps(self.get("start"), self.get("end"), self.get("step"))
+            .map_err(ApiError::bad_data)
     }
 
     /// A non-negative integer parameter (0 when absent).

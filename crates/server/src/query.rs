@@ -2,7 +2,9 @@
 //! `status/buildinfo`, in Prometheus's JSON shapes and error types. Fetching runs on
 //! the async workers; evaluation runs on a blocking thread.
 
-use std::time::Duration;
+mod active;
+
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -11,12 +13,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
-use strata_model::{Labels, now_ms};
+use strata_model::{Labels, TenantId, now_ms};
 use strata_promql::{Engine, EngineOptions, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::limits::{Limit, Limits};
 use crate::params::Params;
+pub(crate) use active::ActiveQueries;
 
 impl From<strata_promql::Error> for ApiError {
     fn from(e: strata_promql::Error) -> Self {
@@ -100,6 +104,8 @@ struct Data<'a> {
     #[serde(rename = "resultType")]
     result_type: &'static str,
     result: ResultBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -117,6 +123,8 @@ struct AnswerBody<'a> {
 pub(crate) struct Answer {
     res: QueryResult,
     limit: usize,
+    /// `data.stats`, when the request asked for `stats`.
+    stats: Option<Value>,
 }
 
 impl Serialize for Answer {
@@ -133,7 +141,11 @@ impl Serialize for Answer {
         }
         AnswerBody {
             status: "success",
-            data: Data { result_type: self.res.value.type_name(), result: ResultBody(&self.res.value, keep) },
+            data: Data {
+                result_type: self.res.value.type_name(),
+                result: ResultBody(&self.res.value, keep),
+                stats: self.stats.as_ref(),
+            },
             warnings,
             infos: &self.res.infos,
         }
@@ -143,8 +155,9 @@ impl Serialize for Answer {
 
 /// The engine for one request: the server's, with `timeout` and `lookback_delta`
 /// parameters applied (a request may shorten the timeout, never extend it).
-fn engine_for(st: &AppState, p: &Params) -> ApiResult<Engine> {
+fn engine_for(st: &AppState, p: &Params, limits: &Limits) -> ApiResult<Engine> {
     let mut opts: EngineOptions = st.engine_options().clone();
+    opts.max_samples = if limits.max_samples_per_query == 0 { usize::MAX } else { limits.max_samples_per_query };
     if let Some(d) = p.duration("timeout")? {
         // A zero or negative timeout has already expired, as in Prometheus.
         opts.timeout = opts.timeout.min(Duration::from_millis(d.max(0) as u64));
@@ -170,11 +183,121 @@ fn query_error(e: strata_promql::Error) -> ApiError {
     }
 }
 
-async fn execute(prepared: strata_promql::PreparedQuery) -> ApiResult<QueryResult> {
-    tokio::task::spawn_blocking(move || prepared.execute())
-        .await
-        .map_err(|e| ApiError::internal(format!("query evaluation panicked: {e}")))?
-        .map_err(ApiError::from)
+/// Evaluates on a blocking thread; records how long the query waited for one and
+/// how long it ran.
+async fn execute(prepared: strata_promql::PreparedQuery, t: &mut Timings) -> Result<QueryResult, strata_promql::Error> {
+    let queued = Instant::now();
+    let (res, waited, ran) = tokio::task::spawn_blocking(move || {
+        let waited = queued.elapsed();
+        let started = Instant::now();
+        let res = prepared.execute();
+        (res, waited, started.elapsed())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        (
+            Err(strata_promql::Error::Execution(format!("query evaluation panicked: {e}"))),
+            Duration::ZERO,
+            Duration::ZERO,
+        )
+    });
+    t.queue = waited;
+    t.eval = ran;
+    res
+}
+
+/// Where a query's time went, for `stats` and the slow query log.
+#[derive(Debug, Clone, Copy)]
+struct Timings {
+    /// From the handler's start.
+    started: Instant,
+    /// Parsing, planning and fetching the data.
+    prepare: Duration,
+    /// Waiting for a blocking thread.
+    queue: Duration,
+    /// Evaluating (sorting included: the engine sorts as it evaluates).
+    eval: Duration,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Timings { started: Instant::now(), prepare: Duration::ZERO, queue: Duration::ZERO, eval: Duration::ZERO }
+    }
+
+    /// Prometheus's `data.stats` object (`stats=<anything>`), in its JSON shape.
+    fn stats(&self, s: &strata_promql::QueryStats) -> Value {
+        json!({
+            "timings": {
+                "evalTotalTime": (self.prepare + self.eval).as_secs_f64(),
+                "resultSortTime": 0.0,
+                "queryPreparationTime": self.prepare.as_secs_f64(),
+                "innerEvalTime": self.eval.as_secs_f64(),
+                "execQueueTime": self.queue.as_secs_f64(),
+                "execTotalTime": self.started.elapsed().as_secs_f64(),
+            },
+            "samples": {
+                "totalQueryableSamples": s.total_queryable_samples,
+                "peakSamples": s.peak_samples,
+            },
+        })
+    }
+}
+
+/// Logs a query that ran at least the configured threshold (0: never).
+fn log_if_slow(st: &AppState, tenant: &TenantId, query: &str, range: (i64, i64, i64), t: &Timings, samples: u64) {
+    let threshold = st.0.querier.slow_query_threshold;
+    let took = t.started.elapsed();
+    if threshold.is_zero() || took < threshold {
+        return;
+    }
+    let (start, end, step) = range;
+    tracing::warn!(
+        tenant = tenant.as_str(),
+        query,
+        start,
+        end,
+        step,
+        duration_seconds = took.as_secs_f64(),
+        prepare_seconds = t.prepare.as_secs_f64(),
+        eval_seconds = t.eval.as_secs_f64(),
+        samples,
+        "slow query"
+    );
+}
+
+/// The start of every query: the tenant's concurrency slot (429 when all are
+/// taken), registered in the active queries until the guard drops.
+fn admit(
+    st: &AppState,
+    tenant: &TenantId,
+    kind: &'static str,
+    query: &str,
+    limits: &Limits,
+) -> ApiResult<active::ActiveQuery> {
+    let max = limits.max_concurrent_queries;
+    st.active_queries().start(tenant, kind, query, max).ok_or_else(|| {
+        st.limits().refuse(
+            tenant,
+            ApiErrorKind::RateLimited,
+            Limit::MaxConcurrentQueries,
+            max,
+            format!("tenant {tenant} runs {max} queries already; retry later"),
+        )
+    })
+}
+
+/// A query's failure as the API answers it; the sample limit names the tenant's limit.
+fn query_failed(st: &AppState, tenant: &TenantId, limits: &Limits, e: strata_promql::Error) -> ApiError {
+    match e {
+        strata_promql::Error::TooManySamples => st.limits().refuse(
+            tenant,
+            ApiErrorKind::Execution,
+            Limit::MaxSamplesPerQuery,
+            limits.max_samples_per_query,
+            strata_promql::Error::TooManySamples,
+        ),
+        e => query_error(e),
+    }
 }
 
 pub(crate) async fn instant(
@@ -189,12 +312,19 @@ pub(crate) async fn instant(
     let query = query_param(&p)?;
     let time = p.time_or("time", now_ms())?;
     let limit = p.limit()?;
-    let engine = engine_for(&st, &p)?;
+    let limits = st.limits().for_tenant(&tenant);
+    let engine = engine_for(&st, &p, &limits)?;
     let q = st.querier(&tenant, st.read_options(&p)?)?;
-    let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(query_error)?;
-    let mut res = execute(prepared).await?;
+    let _running = admit(&st, &tenant, "instant", query, &limits)?;
+    let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let mut t = Timings::new();
+    let prepared = engine.prepare_instant(q.as_ref(), query, time).await.map_err(failed)?;
+    t.prepare = t.started.elapsed();
+    let mut res = execute(prepared, &mut t).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
-    Ok(Json(Answer { res, limit }))
+    log_if_slow(&st, &tenant, query, (time, time, 0), &t, res.stats.total_queryable_samples);
+    let stats = p.get("stats").map(|_| t.stats(&res.stats));
+    Ok(Json(Answer { res, limit, stats }))
 }
 
 pub(crate) async fn range(
@@ -209,12 +339,32 @@ pub(crate) async fn range(
     let query = query_param(&p)?;
     let (start, end, step) = p.range_steps()?;
     let limit = p.limit()?;
-    let engine = engine_for(&st, &p)?;
+    let limits = st.limits().for_tenant(&tenant);
+    let max_len = limits.max_query_length;
+    if !max_len.is_zero() && Duration::from_millis((end - start) as u64) > max_len {
+        return Err(st.limits().refuse(
+            &tenant,
+            ApiErrorKind::BadData,
+            Limit::MaxQueryLength,
+            humantime::format_duration(max_len),
+            format!(
+                "the query time range exceeds the limit (query length: {})",
+                humantime::format_duration(Duration::from_millis((end - start) as u64))
+            ),
+        ));
+    }
+    let engine = engine_for(&st, &p, &limits)?;
     let q = st.querier(&tenant, st.read_options(&p)?)?;
-    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(query_error)?;
-    let mut res = execute(prepared).await?;
+    let _running = admit(&st, &tenant, "range", query, &limits)?;
+    let failed = |e| query_failed(&st, &tenant, &limits, e);
+    let mut t = Timings::new();
+    let prepared = engine.prepare_range(q.as_ref(), query, start, end, step).await.map_err(failed)?;
+    t.prepare = t.started.elapsed();
+    let mut res = execute(prepared, &mut t).await.map_err(failed)?;
     res.warnings.extend(q.warnings());
-    Ok(Json(Answer { res, limit }))
+    log_if_slow(&st, &tenant, query, (start, end, step), &t, res.stats.total_queryable_samples);
+    let stats = p.get("stats").map(|_| t.stats(&res.stats));
+    Ok(Json(Answer { res, limit, stats }))
 }
 
 /// Exemplars are counted and dropped at ingest, so the answer is always empty; the
@@ -231,6 +381,11 @@ pub(crate) async fn format_query(method: Method, uri: Uri, headers: HeaderMap, b
     let p = Params::read(&method, &uri, &headers, body).await?;
     let expr = strata_promql::parse(query_param(&p)?).map_err(query_error)?;
     Ok(Json(json!({"status": "success", "data": expr.prettify()})))
+}
+
+/// `GET /api/v1/status/active_queries`: every query running on this node.
+pub(crate) async fn active_queries(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "success", "data": st.active_queries().list()}))
 }
 
 pub(crate) async fn buildinfo() -> Json<Value> {

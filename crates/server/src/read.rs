@@ -65,12 +65,6 @@ pub(crate) async fn series(
         for s in q.select(&hints, set).await? {
             all.insert(s.labels);
         }
-        if all.len() > st.config().max_series_per_query {
-            return Err(ApiError::new(
-                crate::error::ApiErrorKind::Execution,
-                format!("series query matched more than {} series", st.config().max_series_per_query),
-            ));
-        }
     }
     let mut out: Vec<Labels> = all.into_iter().collect();
     let mut warnings = q.warnings();

@@ -13,7 +13,7 @@ use strata_tsdb::chunk::XorAppender;
 
 use crate::AppState;
 use crate::body::{read_capped, snappy_compress, snappy_decompress};
-use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::error::{ApiError, ApiResult};
 
 const STREAMED_CONTENT_TYPE: &str = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
 /// Samples per chunk in streamed answers, as Prometheus cuts them.
@@ -49,7 +49,6 @@ pub(crate) async fn handler(
     opts.partial_response = false;
     let q = st.querier(&tenant, opts)?;
     let mut results = Vec::with_capacity(req.queries.len());
-    let mut total = 0usize;
     for query in &req.queries {
         let matchers = query.matchers.iter().map(convert).collect::<ApiResult<Vec<_>>>()?;
         if matchers.is_empty() || matchers.iter().all(|m| m.matches_empty()) {
@@ -61,13 +60,6 @@ pub(crate) async fn handler(
         // Prometheus's hint for "labels only" (a federating node's label APIs ask so).
         hints.labels_only = query.hints.as_ref().is_some_and(|h| h.func == "series");
         let series = q.select(&hints, &matchers).await?;
-        total += series.len();
-        if total > cfg.max_series_per_query {
-            return Err(ApiError::new(
-                ApiErrorKind::Execution,
-                format!("remote read matched more than {} series", cfg.max_series_per_query),
-            ));
-        }
         results.push(series);
     }
     Ok(if streamed { streamed_response(results) } else { samples_response(results) })

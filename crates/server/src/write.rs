@@ -23,6 +23,7 @@ use strata_tsdb::{MetadataEntry, SeriesInput};
 
 use crate::body::{read_capped, snappy_decompress};
 use crate::error::{ApiError, ApiErrorKind, ApiResult};
+use crate::limits::Limit;
 use crate::{AppState, ha_tracker};
 pub(crate) use decode::{DecodedWrite, decode_v1, decode_v2};
 pub(crate) use discards::DiscardLog;
@@ -241,13 +242,17 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
             deduplicated: Some(msg),
         });
     }
-    if !st.limiter().allow(&tenant, received + req.histograms) {
+    let limits = st.limits().for_tenant(&tenant);
+    if !st.limiter().allow(&tenant, received + req.histograms, limits.ingestion_rate, limits.ingestion_burst_size) {
         st.discard(&tenant, "rate_limited", received, "the whole request (429, retried by the sender)");
-        return Err(ApiError::new(
+        return Err(st.limits().refuse(
+            &tenant,
             ApiErrorKind::RateLimited,
+            Limit::IngestionRate,
+            format!("{}, ingestion_burst_size={}", limits.ingestion_rate, limits.ingestion_burst_size),
             format!(
                 "ingestion rate limit ({} samples/s, burst {}) exceeded for tenant {tenant}",
-                cfg.ingestion_rate_samples_per_second, cfg.ingestion_burst_samples
+                limits.ingestion_rate, limits.ingestion_burst_size
             ),
         ));
     }
@@ -261,7 +266,10 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
 
     let mut w =
         Written { tenant: tenant.clone(), samples: 0, received, rejections: Rejections::default(), deduplicated: None };
-    let (inputs_clean, spans) = validate_all(&req, cfg, &mut w.rejections);
+    let (inputs_clean, spans) = validate_all(&req, cfg, limits.max_label_names_per_series, &mut w.rejections);
+    if w.rejections.0.contains_key(SeriesProblem::TooManyLabels.as_str()) {
+        st.limits().exceeded(&tenant, Limit::MaxLabelNamesPerSeries);
+    }
     let inputs: Vec<SeriesInput<'_>> = spans
         .iter()
         .map(|(l, s, _)| SeriesInput { labels: &inputs_clean[l.clone()], samples: &req.samples[s.clone()] })
@@ -282,12 +290,20 @@ async fn handle(st: &AppState, proto: Protocol, headers: &HeaderMap, body: Body)
         ingest_created_timestamps(&tsdb, &tenant, &req, &spans, &inputs_clean).await?;
     }
 
-    let (outcome, commit) = tsdb.append(&tenant, &inputs, &metadata)?;
+    let (outcome, commit) = tsdb.append_limited(&tenant, &inputs, &metadata, limits.max_global_series_per_user)?;
     // A failed commit sets the WAL's failed state itself: later appends get 503
     // until it writes again.
     commit.wait().await?;
     for (reason, (n, example)) in &outcome.rejected {
-        w.rejections.add(reason.as_str(), *n, || example.clone());
+        if *reason == strata_tsdb::RejectReason::SeriesLimit {
+            st.limits().exceeded(&tenant, Limit::MaxGlobalSeriesPerUser);
+            let limit = limits.max_global_series_per_user;
+            w.rejections.add(reason.as_str(), *n, || {
+                format!("{example}; the tenant has too many series (limit: max_global_series_per_user={limit})")
+            });
+        } else {
+            w.rejections.add(reason.as_str(), *n, || example.clone());
+        }
     }
     w.samples = outcome.accepted + outcome.duplicates_ignored;
     Ok(w)
@@ -374,6 +390,7 @@ type Span = (std::ops::Range<usize>, std::ops::Range<usize>, i64);
 pub(crate) fn validate_all<'a>(
     req: &DecodedWrite<'a>,
     cfg: &crate::ServerConfig,
+    max_label_names: usize,
     rej: &mut Rejections,
 ) -> (Vec<(&'a str, &'a str)>, Vec<Span>) {
     let mut clean = Vec::with_capacity(req.labels.len());
@@ -385,7 +402,7 @@ pub(crate) fn validate_all<'a>(
             });
         }
         let start = clean.len();
-        match clean_labels(&req.labels[s.labels.clone()], cfg, &mut clean) {
+        match clean_labels(&req.labels[s.labels.clone()], cfg, max_label_names, &mut clean) {
             Ok(()) => spans.push((start..clean.len(), s.samples.clone(), s.created_timestamp)),
             Err((problem, example)) => rej.add(problem.as_str(), s.samples.len() as u64, || example),
         }

@@ -25,6 +25,9 @@ pub(crate) struct Config {
     pub(crate) wal: WalConfig,
     /// Limits and tenant handling of the HTTP surface.
     pub(crate) server: ServerConfig,
+    /// Per-tenant limits: the defaults inline, plus `overrides_file` (re-read every
+    /// `reload_interval`) with per-tenant values.
+    pub(crate) limits: strata_server::LimitsConfig,
     /// The read side: HA replica deduplication at query time.
     pub(crate) querier: strata_querier::QuerierConfig,
     /// Ingest-time HA deduplication: one elected replica per (tenant, cluster).
@@ -204,6 +207,7 @@ impl Default for Config {
             log: LogConfig::default(),
             wal: WalConfig::default(),
             server: ServerConfig::default(),
+            limits: Default::default(),
             querier: strata_querier::QuerierConfig::default(),
             ha_tracker: strata_server::HaTrackerConfig::default(),
             external_labels: Default::default(),

@@ -48,6 +48,9 @@ pub(crate) struct FrontendFile {
     pub(crate) log: LogConfig,
     /// Splitting, parallelism and the results cache.
     pub(crate) frontend: FrontendConfig,
+    /// Per-tenant limits; the frontend uses `max_query_parallelism` (overrides
+    /// file re-read every `reload_interval`, as in `strata serve`).
+    pub(crate) limits: strata_server::LimitsConfig,
 }
 
 impl Default for FrontendFile {
@@ -59,6 +62,7 @@ impl Default for FrontendFile {
             default_tenant: "anonymous".into(),
             log: LogConfig::default(),
             frontend: FrontendConfig::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -105,7 +109,20 @@ async fn serve(cfg: FrontendFile) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let http = HttpDownstream::new(downstream, cfg.downstream_timeout, metrics.clone()).context("downstream")?;
     let proxy = Proxy { client: http.client().clone(), base: http.base().to_string() };
-    let frontend = Frontend::new(&cfg.frontend, Arc::new(http), metrics.clone()).context("frontend")?;
+    let limits =
+        Arc::new(strata_server::Overrides::new(cfg.limits.clone()).map_err(anyhow::Error::msg).context("limits")?);
+    let per_tenant: strata_frontend::TenantParallelism = {
+        let limits = limits.clone();
+        Arc::new(move |t| limits.for_tenant(t).max_query_parallelism)
+    };
+    let frontend = Frontend::with_tenant_parallelism(&cfg.frontend, Arc::new(http), metrics.clone(), Some(per_tenant))
+        .context("frontend")?;
+    metrics.render_also(strata_frontend::ExtraMetrics({
+        let limits = limits.clone();
+        Arc::new(move |r| limits.register(r))
+    }));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reloading = tokio::spawn(limits.run(stopped));
     let state = HttpState { service: frontend.service(), metrics, default_tenant, proxy: Some(proxy) };
     let listener = tokio::net::TcpListener::bind(crate::config::listen_addr(&cfg.listen))
         .await
@@ -116,6 +133,8 @@ async fn serve(cfg: FrontendFile) -> anyhow::Result<()> {
         .with_graceful_shutdown(crate::shutdown_signal())
         .await
         .context("http server")?;
+    let _ = stop.send(true);
+    let _ = reloading.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -284,6 +284,7 @@ async fn serve(cfg: Config, lock: DirLock, status: strata_server::RuntimeStatus)
     let mut opts = query::state_options(&cfg, false)?;
     opts.status = status;
     let peers = opts.peers.clone();
+    let limits = opts.limits.clone();
     let state = AppState::build(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let store = cfg.objstore().build().with_context(|| format!("object storage ({objstore})"))?;
@@ -354,12 +355,14 @@ async fn serve(cfg: Config, lock: DirLock, status: strata_server::RuntimeStatus)
 
     let spilling = tokio::spawn(run_spiller(tsdb.clone(), SPILL_INTERVAL, stopped.clone()));
     let health = tokio::spawn(peers.run_health_checks(stopped.clone()));
+    let reloading = tokio::spawn(limits.run(stopped.clone()));
 
     let compacting = compactor.map(|c| tokio::spawn(c.run(cfg.compactor.interval, stopped.clone())));
 
     server.await?.context("http server")?;
     let _ = stop.send(true);
     let _ = health.await;
+    let _ = reloading.await;
     if let Some(c) = compacting
         && tokio::time::timeout(std::time::Duration::from_secs(30), c).await.is_err()
     {

@@ -51,6 +51,9 @@ pub(crate) fn state_options(cfg: &Config, query_only: bool) -> anyhow::Result<st
         peers: Arc::new(peers),
         query_only,
         status: Default::default(),
+        limits: Arc::new(
+            strata_server::Overrides::new(cfg.limits.clone()).map_err(anyhow::Error::msg).context("limits")?,
+        ),
     })
 }
 
@@ -58,6 +61,7 @@ pub(crate) async fn run(cfg: Config, status: strata_server::RuntimeStatus) -> an
     let mut opts = state_options(&cfg, true)?;
     opts.status = status;
     let peers = opts.peers.clone();
+    let limits = opts.limits.clone();
     if peers.is_empty() && cfg.objstore.is_none() {
         tracing::warn!("no federation peers and no objstore: every query answers empty");
     }
@@ -89,10 +93,12 @@ pub(crate) async fn run(cfg: Config, status: strata_server::RuntimeStatus) -> an
     let names: Vec<&str> = peers.iter().map(|p| p.name()).collect();
     tracing::info!(%addr, peers = ?names, bucket = cfg.objstore.is_some(), "query node listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let health = tokio::spawn(peers.run_health_checks(stopped));
+    let health = tokio::spawn(peers.run_health_checks(stopped.clone()));
+    let reloading = tokio::spawn(limits.run(stopped));
     axum::serve(listener, router(state)).with_graceful_shutdown(crate::shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = health.await;
+    let _ = reloading.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -254,6 +254,22 @@ impl Tsdb {
         series: &[SeriesInput<'_>],
         metadata: &[MetadataEntry],
     ) -> Result<(AppendOutcome, Commit)> {
+        self.append_limited(tenant, series, metadata, 0)
+    }
+
+    /// [`Tsdb::append`] with a limit on the tenant's live series in the head
+    /// (Mimir's `max_global_series_per_user`; 0: none): samples of a series that
+    /// does not exist yet are rejected with [`crate::head::RejectReason::SeriesLimit`]
+    /// when the head holds `max_series` series already. Checked under the head
+    /// lock, so concurrent requests cannot overshoot it; existing series always
+    /// take samples.
+    pub fn append_limited(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesInput<'_>],
+        metadata: &[MetadataEntry],
+        max_series: u64,
+    ) -> Result<(AppendOutcome, Commit)> {
         if self.wal.is_failed() {
             return Err(Error::WalFailed);
         }
@@ -272,7 +288,12 @@ impl Tsdb {
         let cut_floor = g.cut_floor;
         let mut newest = i64::MIN;
         for s in series {
-            let (id, created) = g.get_or_create(s.labels);
+            let Some((id, created)) = g.get_or_create_limited(s.labels, max_series) else {
+                for &sample in s.samples {
+                    outcome_reject(&mut outcome, crate::head::RejectReason::SeriesLimit, s.labels, sample);
+                }
+                continue;
+            };
             if created {
                 new_series.push(id);
             }
@@ -351,6 +372,8 @@ impl Tsdb {
                 DuplicateTimestamp => &self.stats.rejected_duplicate,
                 TooOld => &self.stats.rejected_too_old,
                 TooFarInFuture => &self.stats.rejected_too_far_in_future,
+                // Counted by the caller, which knows the limit (per tenant, on /metrics).
+                SeriesLimit => continue,
             }
             .fetch_add(*n, Ordering::Relaxed);
         }
@@ -489,6 +512,35 @@ mod tests {
         assert_eq!(o.rejected[&RejectReason::OutOfOrder].0, 1);
         assert_eq!(o.rejected[&RejectReason::DuplicateTimestamp].0, 1);
         assert!(o.rejected[&RejectReason::OutOfOrder].1.contains("timestamp 5"));
+    }
+
+    #[tokio::test]
+    async fn series_limit_refuses_new_series_only_and_nothing_of_them_is_logged() {
+        fn input<'a>(l: &'a [(&'a str, &'a str)], s: &'a [Sample]) -> SeriesInput<'a> {
+            SeriesInput { labels: l, samples: s }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        let (a, b, c) = ([("__name__", "a")], [("__name__", "b")], [("__name__", "c")]);
+        let s1 = [Sample::new(1, 1.0)];
+        let s2 = [Sample::new(2, 2.0), Sample::new(3, 3.0)];
+        let (o, w) = db.append_limited(&t(), &[input(&a, &s1), input(&b, &s1)], &[], 2).unwrap();
+        w.wait().await.unwrap();
+        assert_eq!((o.accepted, o.rejected_total()), (2, 0));
+        // Full: the existing series take samples, a new one is refused whole.
+        let (o, w) = db.append_limited(&t(), &[input(&c, &s2), input(&a, &s2)], &[], 2).unwrap();
+        w.wait().await.unwrap();
+        assert_eq!(o.accepted, 2);
+        assert_eq!(o.rejected[&RejectReason::SeriesLimit].0, 2);
+        assert!(o.rejected[&RejectReason::SeriesLimit].1.contains("series c"), "{:?}", o.rejected);
+        // A raised limit (or none) admits it.
+        let (o, w) = db.append_limited(&t(), &[input(&c, &s2)], &[], 3).unwrap();
+        w.wait().await.unwrap();
+        assert_eq!(o.accepted, 2);
+        drop(db);
+        let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        assert_eq!(db.head(&t()).unwrap().stats().series, 3);
+        assert_eq!(db.head(&t()).unwrap().stats().samples, 6);
     }
 
     #[tokio::test]

@@ -38,18 +38,23 @@ impl SeriesProblem {
 pub(crate) fn clean_labels<'a>(
     labels: &[(&'a str, &'a str)],
     cfg: &ServerConfig,
+    max_label_names: usize,
     out: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<(), (SeriesProblem, String)> {
     let start = out.len();
     out.extend(labels.iter().copied().filter(|(_, v)| !v.is_empty()));
-    let result = check(&mut out[start..], cfg);
+    let result = check(&mut out[start..], cfg, max_label_names);
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
-fn check(labels: &mut [(&str, &str)], cfg: &ServerConfig) -> Result<(), (SeriesProblem, String)> {
+fn check(
+    labels: &mut [(&str, &str)],
+    cfg: &ServerConfig,
+    max_label_names: usize,
+) -> Result<(), (SeriesProblem, String)> {
     if !labels.is_sorted_by(|a, b| a.0 <= b.0) {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
@@ -70,8 +75,15 @@ fn check(labels: &mut [(&str, &str)], cfg: &ServerConfig) -> Result<(), (SeriesP
     if !is_valid_metric_name(name) {
         return Err((SeriesProblem::InvalidMetricName, format!("{name:?}")));
     }
-    if labels.len() > cfg.max_label_names_per_series {
-        return Err((SeriesProblem::TooManyLabels, format!("{} labels in {}", labels.len(), show(labels))));
+    if labels.len() > max_label_names {
+        return Err((
+            SeriesProblem::TooManyLabels,
+            format!(
+                "{} labels in {} (limit: max_label_names_per_series={max_label_names})",
+                labels.len(),
+                show(labels)
+            ),
+        ));
     }
     for (i, (n, v)) in labels.iter().enumerate() {
         if *n != METRIC_NAME && !is_valid_label_name(n) {
@@ -96,7 +108,7 @@ mod tests {
 
     fn run(labels: &[(&'static str, &'static str)]) -> Result<Vec<(&'static str, &'static str)>, SeriesProblem> {
         let mut out = Vec::new();
-        clean_labels(labels, &ServerConfig::default(), &mut out).map(|_| out).map_err(|e| e.0)
+        clean_labels(labels, &ServerConfig::default(), 30, &mut out).map(|_| out).map_err(|e| e.0)
     }
 
     #[test]

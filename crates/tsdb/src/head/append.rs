@@ -27,6 +27,9 @@ pub enum RejectReason {
     TooOld,
     /// Further ahead of the wall clock than the creation grace period allows.
     TooFarInFuture,
+    /// The sample would create a series while the tenant's head already holds the
+    /// most series its limit allows (`Tsdb::append_limited`).
+    SeriesLimit,
 }
 
 impl RejectReason {
@@ -37,6 +40,7 @@ impl RejectReason {
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
             RejectReason::TooOld => "too_old_range_already_in_block",
             RejectReason::TooFarInFuture => "too_far_in_future",
+            RejectReason::SeriesLimit => "per_user_series_limit",
         }
     }
 }
@@ -226,10 +230,17 @@ impl HeadInner {
     }
 
     pub(crate) fn get_or_create(&mut self, labels: &[(&str, &str)]) -> (u32, bool) {
+        self.get_or_create_limited(labels, 0).unwrap_or_else(|| unreachable!("0 is no limit"))
+    }
+
+    /// [`HeadInner::get_or_create`], but `None` instead of creating a series when
+    /// `max_series` (0: no limit) live series exist already.
+    pub(crate) fn get_or_create_limited(&mut self, labels: &[(&str, &str)], max_series: u64) -> Option<(u32, bool)> {
         let hash = hash_pairs(&mut self.scratch, labels);
         match self.lookup(hash) {
-            Some(id) => (id, false),
-            None => (self.create(hash, labels), true),
+            Some(id) => Some((id, false)),
+            None if max_series > 0 && self.live.len() >= max_series => None,
+            None => Some((self.create(hash, labels), true)),
         }
     }
 
