@@ -170,7 +170,9 @@ async fn grafana_request_sequence() {
     // Save & test: buildinfo, then an instant query of 1+1 by POST.
     let (s, v) = get(&sb, "/api/v1/status/buildinfo").await;
     assert_eq!(s, 200);
-    assert!(v["data"]["version"].is_string());
+    assert_eq!(v["data"]["version"], strata_server::BUILD_INFO.version);
+    assert_eq!(v["data"]["revision"], strata_server::BUILD_INFO.revision);
+    assert_eq!(v["data"]["branch"], strata_server::BUILD_INFO.branch, "the same build facts as strata_build_info");
     let (s, v) = post_form(&sb, "/api/v1/query", &[("query", "1+1"), ("time", &end)], None).await;
     assert_eq!((s, v["data"]["result"][1].as_str()), (200, Some("2")));
 

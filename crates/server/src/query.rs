@@ -391,9 +391,9 @@ pub(crate) async fn active_queries(State(st): State<AppState>) -> Json<Value> {
 pub(crate) async fn buildinfo() -> Json<Value> {
     Json(json!({"status": "success", "data": {
         "application": "Strata",
-        "version": env!("CARGO_PKG_VERSION"),
-        "revision": option_env!("STRATA_GIT_REVISION").unwrap_or("unknown"),
-        "branch": "",
+        "version": crate::BUILD_INFO.version,
+        "revision": crate::BUILD_INFO.revision,
+        "branch": crate::BUILD_INFO.branch,
         "buildUser": "",
         "buildDate": "",
         "goVersion": "",
