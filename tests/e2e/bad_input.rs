@@ -6,7 +6,7 @@ use strata_model::now_ms;
 use strata_proto::Message;
 use strata_proto::prometheus as pb;
 use strata_server::ServerConfig;
-use strata_tests::{Sandbox, all_series, post_write, remote_read, series, snappy, write_v1};
+use strata_tests::{Sandbox, all_series, post_write, query_string, remote_read, series, snappy, write_v1};
 use strata_tsdb::TsdbOptions;
 
 fn error_of(body: &str) -> String {
@@ -182,19 +182,7 @@ async fn rate_limit_is_429_per_tenant() {
 
 /// `GET path` with `params` URL-encoded; the answer must be Prometheus JSON.
 async fn api(sb: &Sandbox, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
-    let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-    let r = sb.client.get(format!("{}?{}", sb.url(path), query.join("&"))).send().await.unwrap();
+    let r = sb.client.get(format!("{}?{}", sb.url(path), query_string(params))).send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}")))

@@ -859,18 +859,7 @@ pub(crate) fn secs(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-/// Percent-encodes a query-string value.
-pub(crate) fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use strata_tests::url_encode as enc;
 
 /// Replaces `<Tnn>` with the time `nn` minutes after the data start (plus `.123`).
 pub(crate) fn instantiate(template: &str, t0: i64) -> String {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_proto::prometheus as pb;
-use strata_tests::{StrataProcess, series, strata_bin, write_v1};
+use strata_tests::{StrataProcess, query_string, series, strata_bin, write_v1};
 
 const OVERRIDES: &str = "overrides:
   rate: {ingestion_rate: 1, ingestion_burst_size: 4}
@@ -49,21 +49,9 @@ impl Client {
     }
 
     async fn get(&self, tenant: &str, path: &str, q: &[(&str, String)]) -> (u16, String) {
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect()
-        };
-        let qs: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
         let r = self
             .http
-            .get(format!("{}{path}?{}", self.base, qs.join("&")))
+            .get(format!("{}{path}?{}", self.base, query_string(q)))
             .header("X-Scope-OrgID", tenant)
             .send()
             .await

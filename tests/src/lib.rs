@@ -284,6 +284,27 @@ pub fn strata_bin() -> Option<PathBuf> {
     found
 }
 
+/// Percent-encodes a query-string key or value (RFC 3986's unreserved characters
+/// stay as they are).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `k=v&k=v` from pairs, both sides percent-encoded.
+pub fn query_string<V: AsRef<str>>(params: &[(&str, V)]) -> String {
+    let pairs: Vec<String> =
+        params.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v.as_ref()))).collect();
+    pairs.join("&")
+}
+
 /// A free loopback port (bound and released; the caller binds it again soon).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

@@ -73,11 +73,20 @@ pub fn next_resolution(resolution: i64) -> Option<i64> {
     }
 }
 
-/// Whether every source of `block` is in some block of `coarser` (live blocks of
-/// the next resolution): then its data has a downsampled copy.
-pub fn is_covered(block: &BlockMeta, coarser: &[&BlockMeta]) -> bool {
-    let have: HashSet<Ulid> = coarser.iter().flat_map(|b| b.compaction.sources.iter().copied()).collect();
-    block.compaction.sources.iter().all(|s| have.contains(s))
+/// The sources held by the blocks of `resolution` among `blocks`: what that
+/// resolution covers.
+pub fn covered_sources<'a>(blocks: impl IntoIterator<Item = &'a BlockMeta>, resolution: i64) -> HashSet<Ulid> {
+    blocks
+        .into_iter()
+        .filter(|b| b.resolution == resolution)
+        .flat_map(|b| b.compaction.sources.iter().copied())
+        .collect()
+}
+
+/// Whether every source of `block` is in `covered` ([`covered_sources`] of the
+/// next resolution): then its data has a downsampled copy.
+pub fn is_covered(block: &BlockMeta, covered: &HashSet<Ulid>) -> bool {
+    block.compaction.sources.iter().all(|s| covered.contains(s))
 }
 
 /// The blocks to downsample from `from` to `to` (pure): live blocks of `from`
@@ -85,9 +94,9 @@ pub fn is_covered(block: &BlockMeta, coarser: &[&BlockMeta]) -> bool {
 /// covered by live `to` blocks, oldest first. `blocks` are the tenant's live,
 /// compactable blocks.
 pub fn plan_downsample(blocks: &[BlockMeta], from: i64, to: i64, cutoff: i64) -> Vec<Ulid> {
-    let coarser: Vec<&BlockMeta> = blocks.iter().filter(|b| b.resolution == to).collect();
+    let covered = covered_sources(blocks, to);
     let mut todo: Vec<&BlockMeta> =
-        blocks.iter().filter(|b| b.resolution == from && b.max_time <= cutoff && !is_covered(b, &coarser)).collect();
+        blocks.iter().filter(|b| b.resolution == from && b.max_time <= cutoff && !is_covered(b, &covered)).collect();
     todo.sort_by_key(|b| (b.min_time, b.ulid));
     todo.into_iter().map(|b| b.ulid).collect()
 }
@@ -205,29 +214,11 @@ pub async fn supersede(bucket: &Bucket, tenant: &TenantId, resolution: i64) -> R
 
 #[cfg(test)]
 mod tests {
-    use strata_block::{BlockStats, Compaction, FORMAT_VERSION};
-
     use super::*;
 
     const H: i64 = 3_600_000;
 
-    fn meta(n: u64, min: i64, max: i64, resolution: i64, sources: &[u64]) -> BlockMeta {
-        BlockMeta {
-            version: FORMAT_VERSION,
-            ulid: Ulid::from_parts(n, u128::from(n)),
-            tenant: "t".into(),
-            min_time: min,
-            max_time: max,
-            stats: BlockStats { num_series: 1, num_samples: 1, files: vec![] },
-            compaction: Compaction {
-                level: 1,
-                sources: sources.iter().map(|&s| Ulid::from_parts(s, u128::from(s))).collect(),
-                parents: vec![],
-                deduplicated_replica_labels: vec![],
-            },
-            resolution,
-        }
-    }
+    use crate::tests::block_meta as meta;
 
     fn ids(v: &[Ulid]) -> Vec<u64> {
         v.iter().map(|u| u.timestamp_ms()).collect()

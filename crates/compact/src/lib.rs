@@ -38,7 +38,8 @@ mod tests;
 
 pub use compactor::{Compactor, CompactorOptions, Report, RetentionFn};
 pub use downsample::{
-    DownsampleOptions, downsample_block, is_covered, next_resolution, plan_downsample, plan_supersede, supersede,
+    DownsampleOptions, covered_sources, downsample_block, is_covered, next_resolution, plan_downsample, plan_supersede,
+    supersede,
 };
 pub use error::{Error, Result};
 pub use gc::{GcReport, MIN_INCOMPLETE_AGE, collect_garbage};

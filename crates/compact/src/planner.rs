@@ -204,7 +204,7 @@ pub fn dedup_groups(blocks: &[BlockMeta], planned: &[Group], replica_labels: &[S
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use strata_block::{BlockStats, Compaction, FORMAT_VERSION, RESOLUTION_RAW};
+    use strata_block::RESOLUTION_RAW;
 
     use super::*;
 
@@ -215,22 +215,7 @@ mod tests {
     }
 
     fn meta_res(n: u64, min: i64, max: i64, resolution: i64) -> BlockMeta {
-        let ulid = Ulid::from_parts(n, u128::from(n));
-        BlockMeta {
-            version: FORMAT_VERSION,
-            ulid,
-            tenant: "t".into(),
-            min_time: min,
-            max_time: max,
-            stats: BlockStats { num_series: 1, num_samples: 1, files: vec![] },
-            compaction: Compaction {
-                level: 1,
-                sources: vec![ulid],
-                parents: vec![],
-                deduplicated_replica_labels: vec![],
-            },
-            resolution,
-        }
+        crate::tests::block_meta(n, min, max, resolution, &[n])
     }
 
     fn ids(g: &Group) -> Vec<u64> {

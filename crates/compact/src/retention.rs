@@ -7,13 +7,14 @@
 //! issue #4634): a 7d raw retention keeps the 5m and 1h history. A no-compact block
 //! (damaged, never downsampled) expires on time regardless.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use strata_block::{BlockMeta, Bucket, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW};
+use strata_block::{Bucket, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW};
 use strata_model::TenantId;
 use ulid::Ulid;
 
-use crate::downsample::{is_covered, next_resolution};
+use crate::downsample::{covered_sources, is_covered, next_resolution};
 use crate::marks::mark_for_deletion;
 use crate::{Error, Result};
 
@@ -52,7 +53,9 @@ pub async fn apply_retention(
     now_ms: i64,
 ) -> Result<Vec<Ulid>> {
     let blocks = bucket.blocks(tenant).await.map_err(|e| Error::bucket(tenant, e))?;
-    let live: Vec<&BlockMeta> = blocks.iter().filter(|b| b.deletion_mark.is_none()).map(|b| &b.meta).collect();
+    let live = blocks.iter().filter(|b| b.deletion_mark.is_none()).map(|b| &b.meta);
+    let covered: HashMap<i64, HashSet<Ulid>> =
+        [RESOLUTION_5M, RESOLUTION_1H].into_iter().map(|r| (r, covered_sources(live.clone(), r))).collect();
     let mut marked = Vec::new();
     for b in blocks.iter().filter(|b| b.deletion_mark.is_none()) {
         let Some(keep) = retention.of(b.meta.resolution) else { continue };
@@ -63,12 +66,10 @@ pub async fn apply_retention(
         if downsampling
             && b.no_compact.is_none()
             && let Some(next) = next_resolution(b.meta.resolution)
+            && !covered.get(&next).is_some_and(|c| is_covered(&b.meta, c))
         {
-            let coarser: Vec<&BlockMeta> = live.iter().copied().filter(|m| m.resolution == next).collect();
-            if !is_covered(&b.meta, &coarser) {
-                tracing::debug!(block = %b.path, "expired but kept until downsampled");
-                continue;
-            }
+            tracing::debug!(block = %b.path, "expired but kept until downsampled");
+            continue;
         }
         mark_for_deletion(bucket, b, RETENTION_REASON.into(), now_ms).await?;
         tracing::info!(

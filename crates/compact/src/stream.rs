@@ -107,10 +107,11 @@ impl Batches {
         while self.pos < self.entries.len() {
             let key = &self.entries[self.pos].key;
             let end = self.pos + self.entries[self.pos..].iter().take_while(|e| &e.key == key).count();
-            if rows > 0 && rows + self.key_rows(self.pos..end) > BATCH_ROWS {
+            let key_rows = self.key_rows(self.pos..end);
+            if rows > 0 && rows + key_rows > BATCH_ROWS {
                 break;
             }
-            rows += self.key_rows(self.pos..end);
+            rows += key_rows;
             for e in &self.entries[self.pos..end] {
                 ids[e.input].push(e.id);
             }

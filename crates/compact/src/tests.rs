@@ -17,6 +17,26 @@ use crate::*;
 
 const H: i64 = 3_600_000;
 
+/// A block meta for planning tests: ULID `n` (its time part), one series and
+/// sample, level 1, the given sources (ULIDs of the same form).
+pub(crate) fn block_meta(n: u64, min: i64, max: i64, resolution: i64, sources: &[u64]) -> BlockMeta {
+    BlockMeta {
+        version: strata_block::FORMAT_VERSION,
+        ulid: Ulid::from_parts(n, u128::from(n)),
+        tenant: "t".into(),
+        min_time: min,
+        max_time: max,
+        stats: strata_block::BlockStats { num_series: 1, num_samples: 1, files: vec![] },
+        compaction: strata_block::Compaction {
+            level: 1,
+            sources: sources.iter().map(|&s| Ulid::from_parts(s, u128::from(s))).collect(),
+            parents: vec![],
+            deduplicated_replica_labels: vec![],
+        },
+        resolution,
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     bucket: Arc<Bucket>,

@@ -62,6 +62,14 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// Metrics of a node with nothing behind them yet (no head, no bucket, no
+    /// peers, default HA and limits), for tests of what they render.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Metrics {
+        let ha = Arc::new(crate::ha_tracker::HaTracker::new(Default::default()));
+        Metrics::new(Arc::new(OnceLock::new()), Arc::new(OnceLock::new()), ha, Default::default(), &Default::default())
+    }
+
     pub(crate) fn new(
         tsdb: Arc<OnceLock<Arc<Tsdb>>>,
         blocks: Arc<OnceLock<crate::Blocks>>,
@@ -387,15 +395,7 @@ mod tests {
 
     #[test]
     fn exposes_build_info_and_process_metrics() {
-        let ha = Arc::new(crate::ha_tracker::HaTracker::new(Default::default()));
-        let m = Metrics::new(
-            Arc::new(OnceLock::new()),
-            Arc::new(OnceLock::new()),
-            ha,
-            Default::default(),
-            &Default::default(),
-        );
-        let text = m.render();
+        let text = Metrics::detached().render();
         let b = crate::BUILD_INFO;
         let want = format!(
             "strata_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",rustversion=\"{}\"}} 1",

@@ -57,20 +57,11 @@ impl DiscardLog {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, OnceLock};
-
     use super::*;
 
     #[test]
     fn counts_every_sample_and_logs_each_pair_at_most_every_interval() {
-        let ha = Arc::new(crate::ha_tracker::HaTracker::new(Default::default()));
-        let m = Metrics::new(
-            Arc::new(OnceLock::new()),
-            Arc::new(OnceLock::new()),
-            ha,
-            Default::default(),
-            &Default::default(),
-        );
+        let m = Metrics::detached();
         let log = DiscardLog::default();
         let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
         let t = Instant::now();
