@@ -22,6 +22,10 @@ const HOUR: i64 = 3_600_000;
 const STEP: i64 = 120_000;
 const SERIES: usize = 6;
 
+/// Scrapes are this far after each interval's start, as a real scrape's offset
+/// (never on a window edge).
+const OFFSET: i64 = 7_000;
+
 /// Day `[from, from + 1d)` of the workload: counters with a reset every 5 h, and gauges.
 fn day(from: i64) -> Vec<(Labels, Vec<Sample>)> {
     let mut out: Vec<(Labels, Vec<Sample>)> = (0..SERIES)
@@ -29,7 +33,7 @@ fn day(from: i64) -> Vec<(Labels, Vec<Sample>)> {
             let counter = s % 2 == 0;
             let name = if counter { "requests_total" } else { "temperature" };
             let labels = Labels::from_pairs([("__name__", name), ("s", &*s.to_string())]);
-            let samples = (from..from + DAY)
+            let samples = (from + OFFSET..from + DAY)
                 .step_by(STEP as usize)
                 .map(|t| {
                     let v =
@@ -57,6 +61,10 @@ struct History {
 
 impl History {
     async fn write() -> History {
+        Self::write_with_raw_retention("7d").await
+    }
+
+    async fn write_with_raw_retention(raw: &str) -> History {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let store = ObjStoreConfig::filesystem(data.join("bucket")).build().unwrap();
@@ -75,13 +83,33 @@ impl History {
             upload(&*store, &block).await.unwrap();
             originals.insert(block.meta.ulid);
         }
-        let config = dir.path().join("strata.yml");
+        let h = History { dir, store, tenant, now, originals, generated };
+        h.set_raw_retention(raw);
+        h
+    }
+
+    fn set_raw_retention(&self, raw: &str) {
+        let data = self.dir.path().join("data");
         std::fs::write(
-            &config,
-            format!("data_dir: {}\ncompactor:\n  deletion_delay: 0s\nretention:\n  raw: 7d\n", data.to_str().unwrap()),
+            self.config(),
+            format!(
+                "data_dir: {}\ncompactor:\n  deletion_delay: 0s\nretention:\n  raw: {raw}\n",
+                data.to_str().unwrap()
+            ),
         )
         .unwrap();
-        History { dir, store, tenant, now, originals, generated }
+    }
+
+    /// A `strata query` node over the bucket (read-only).
+    async fn query_node(&self, bin: &std::path::Path) -> StrataProcess {
+        let config = self.dir.path().join("query.yml");
+        let bucket = self.dir.path().join("data").join("bucket");
+        std::fs::write(
+            &config,
+            format!("objstore:\n  type: FILESYSTEM\n  config:\n    directory: {}\n", bucket.to_str().unwrap()),
+        )
+        .unwrap();
+        StrataProcess::query(bin, &config, free_port()).await.unwrap()
     }
 
     fn config(&self) -> String {
@@ -198,4 +226,130 @@ async fn sigkill_during_downsampling_loses_and_doubles_nothing() {
     h.compact(&bin);
     h.compact(&bin);
     h.check(&bin).await;
+}
+
+/// One range query's answer: `(labels, t) -> value`, and its `infos`.
+async fn range_answer(
+    node: &StrataProcess,
+    query: &str,
+    (start, end, step): (i64, i64, i64),
+    resolution: &str,
+) -> (BTreeMap<(String, i64), f64>, Vec<String>) {
+    let url = format!(
+        "{}/api/v1/query_range?{}",
+        node.base(),
+        query_string(&[
+            ("query", query.to_string()),
+            ("start", (start / 1000).to_string()),
+            ("end", (end / 1000).to_string()),
+            ("step", (step / 1000).to_string()),
+            ("max_source_resolution", resolution.to_string()),
+        ])
+    );
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200, "{query} ({resolution})");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let mut out = BTreeMap::new();
+    for s in body["data"]["result"].as_array().unwrap() {
+        let labels = s["metric"].to_string();
+        for p in s["values"].as_array().unwrap() {
+            let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+            out.insert((labels.clone(), t), p[1].as_str().unwrap().parse::<f64>().unwrap());
+        }
+    }
+    let infos = body["infos"].as_array().map(|a| a.iter().map(|i| i.as_str().unwrap().to_string()).collect());
+    (out, infos.unwrap_or_default())
+}
+
+/// The query side over the same 45 days: dashboards at a 1h and a 6h step read the
+/// 5m and 1h copies (`auto`), their answers are compared with raw answers per
+/// function, and once raw data is expired (7 days) the 45-day dashboard still
+/// answers from the copies where `raw` has nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_read_the_copies_and_outlive_raw_retention() {
+    let Some(bin) = strata_bin() else { return };
+    let h = History::write_with_raw_retention("0s").await;
+    h.compact(&bin);
+    let node = h.query_node(&bin).await;
+    let end = h.now / HOUR * HOUR;
+    let start = end - 44 * DAY;
+    // Exact over whole windows (step and range multiples of the resolution).
+    let exact = [
+        "sum_over_time(temperature[R])",
+        "count_over_time(temperature[R])",
+        "min_over_time(temperature[R])",
+        "max_over_time(temperature[R])",
+        "avg_over_time(temperature[R])",
+        "last_over_time(temperature[R])",
+        "increase(requests_total[R])",
+        "rate(requests_total[R])",
+        "resets(requests_total[R])",
+        "sum(rate(requests_total[R]))",
+        "temperature",
+    ];
+    let approximate = ["irate(requests_total[R])"];
+    let mut report = Vec::new();
+    let mut dashboard_steps = 0;
+    for (step, resolution) in [(HOUR, "5m"), (6 * HOUR, "1h")] {
+        let range = strata_model::format_resolution(step);
+        for (q, must_match) in exact.iter().map(|q| (q, true)).chain(approximate.iter().map(|q| (q, false))) {
+            let q = q.replace('R', &range);
+            let (raw, raw_infos) = range_answer(&node, &q, (start, end, step), "raw").await;
+            let (auto, infos) = range_answer(&node, &q, (start, end, step), "auto").await;
+            assert!(raw_infos.iter().all(|i| !i.contains("downsampled")), "{q}: {raw_infos:?}");
+            assert!(
+                infos.iter().any(|i| i.contains(&format!("downsampled data at resolution {resolution}"))),
+                "{q}: {infos:?}"
+            );
+            let missing = raw.keys().filter(|k| !auto.contains_key(*k)).count();
+            let extra = auto.keys().filter(|k| !raw.contains_key(*k)).count();
+            let max_rel = raw
+                .iter()
+                .filter_map(|(k, a)| auto.get(k).map(|b| (a, b)))
+                .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() / a.abs().max(b.abs()) })
+                .fold(0.0f64, f64::max);
+            report.push(format!(
+                "{q:<40} step {:>3}: {} points, {missing} missing, {extra} extra, max relative difference {max_rel:.2e}",
+                range,
+                raw.len()
+            ));
+            assert!(!raw.is_empty(), "{q}: no raw answer");
+            if q == "sum(rate(requests_total[1h]))" {
+                dashboard_steps = raw.len();
+            }
+            if must_match {
+                assert_eq!((missing, extra), (0, 0), "{q}");
+                assert!(max_rel <= 1e-9, "{q}: {max_rel}");
+            }
+        }
+    }
+    eprintln!("auto against raw over 44 days:\n{}", report.join("\n"));
+    node.kill();
+
+    // Raw retention of 7 days: the copies answer what raw no longer holds.
+    h.set_raw_retention("7d");
+    h.compact(&bin);
+    let node = h.query_node(&bin).await;
+    let q = "sum(rate(requests_total[1h]))";
+    let (raw, _) = range_answer(&node, q, (start, end, HOUR), "raw").await;
+    let (auto, infos) = range_answer(&node, q, (start, end, HOUR), "auto").await;
+    assert!(raw.keys().all(|(_, t)| *t > h.now - 8 * DAY), "raw data older than its retention answered");
+    // Every step the raw data answered before it expired.
+    assert_eq!(auto.len(), dashboard_steps, "{infos:?}");
+    assert!(auto.keys().any(|(_, t)| *t < start + DAY), "the oldest days answered");
+    // 5m is the coarsest a 1h step allows; raw holds the last 40 h.
+    assert!(infos.iter().any(|i| i.contains("resolution 5m")), "{infos:?}");
+    // An explicit resolution and a bad one.
+    let (five, _) = range_answer(&node, q, (start, end, HOUR), "5m").await;
+    assert_eq!(five.len(), auto.len());
+    let bad = reqwest::get(format!(
+        "{}/api/v1/query_range?query=up&start=0&end=60&step=15&max_source_resolution=often",
+        node.base()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["errorType"], "bad_data", "{body}");
+    node.kill();
 }

@@ -12,14 +12,15 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use strata_model::{Matcher, Querier, SelectHints, Series, TenantId, TimeRange};
+use strata_model::{Matcher, Querier, SelectHints, Series, TenantId, TimeRange, WindowedSeries};
 use ulid::Ulid;
 
 use crate::aggr::{AggrSeries, AggrWindow};
-use crate::meta::{BlockMeta, DeletionMark, NoCompactMark, RESOLUTION_RAW};
+use crate::meta::{BlockMeta, DeletionMark, NoCompactMark, RESOLUTION_1H, RESOLUTION_5M, RESOLUTION_RAW};
 use crate::paths::{BlockFile, BlockPath};
 use crate::postings::Postings;
 use crate::read::BlockIndex;
+use crate::resolution::{Span, plan_spans};
 use crate::{Error, Result};
 
 /// Reader settings.
@@ -330,6 +331,73 @@ impl BlockQuerier {
             .map_err(|e| Error::corrupt(&b.path, e))?
     }
 
+    /// [`Querier::select_windows`]: raw samples for the spans
+    /// [`plan_spans`] gives raw, windows of the live copies for the others.
+    async fn windows(&self, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<WindowedSeries>> {
+        let all = self.bucket.blocks(&self.tenant).await?;
+        // Windows up to two of the coarsest resolution before the range may be read.
+        let reach = TimeRange::new(hints.range.start.saturating_sub(2 * RESOLUTION_1H), hints.range.end);
+        let live: Vec<&BlockInfo> =
+            all.iter().filter(|b| b.deletion_mark.is_none() && b.meta.overlaps(reach.start, reach.end)).collect();
+        let metas: Vec<&BlockMeta> = live.iter().map(|b| &b.meta).collect();
+        let spans = plan_spans(hints.range.start, hints.range.end, hints.max_resolution, &metas);
+        let raw: Vec<Span> = spans.iter().copied().filter(|s| s.resolution == RESOLUTION_RAW).collect();
+        if raw.len() == spans.len() {
+            let series = self.select_in(self.live(hints.range).await?, hints, matchers).await?;
+            return Ok(series.into_iter().map(WindowedSeries::from).collect());
+        }
+        let mut parts = Vec::new();
+        if !raw.is_empty() {
+            let blocks: Vec<BlockInfo> = live
+                .iter()
+                .filter(|b| b.meta.is_raw() && raw.iter().any(|s| b.meta.overlaps(s.start, s.end - 1)))
+                .map(|b| (*b).clone())
+                .collect();
+            let hull = TimeRange::new(raw[0].start, raw[raw.len() - 1].end - 1);
+            let mut series = self.select_in(blocks, &SelectHints { range: hull, ..hints.clone() }, matchers).await?;
+            for s in &mut series {
+                s.samples.retain(|x| raw.iter().any(|sp| x.t >= sp.start && x.t < sp.end));
+            }
+            series.retain(|s| !s.samples.is_empty());
+            parts.push(series.into_iter().map(WindowedSeries::from).collect());
+        }
+        for res in [RESOLUTION_5M, RESOLUTION_1H] {
+            let mut mine: Vec<Span> = spans.iter().copied().filter(|s| s.resolution == res).collect();
+            let Some(first) = mine.first_mut() else { continue };
+            if first.start == hints.range.start {
+                first.start = first.start.saturating_sub(2 * res);
+            }
+            let hull = TimeRange::new(mine[0].start, mine[mine.len() - 1].end - 1);
+            let mut got = self.select_aggr(res, hull, matchers).await?;
+            for s in &mut got {
+                s.windows.retain(|w| mine.iter().any(|sp| w.last_t >= sp.start && w.last_t < sp.end));
+            }
+            parts.push(
+                got.into_iter()
+                    .filter(|s| !s.windows.is_empty())
+                    .map(|s| WindowedSeries {
+                        labels: s.labels,
+                        samples: Vec::new(),
+                        windows: s.windows,
+                        resolution: res,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(WindowedSeries::merge(parts))
+    }
+
+    async fn select_in(
+        &self,
+        blocks: Vec<BlockInfo>,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Series>> {
+        let sets =
+            futures::future::try_join_all(blocks.into_iter().map(|b| self.select_block(b, hints, matchers))).await?;
+        Ok(strata_model::merge_series(sets))
+    }
+
     async fn select_block(&self, b: BlockInfo, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Series>> {
         let ix = self.bucket.index(&b).await?;
         let ids: Vec<u32> = ix.in_range(ix.resolve(matchers), hints.range).into_iter().collect();
@@ -391,10 +459,18 @@ fn model_err(e: Error) -> strata_model::Error {
 impl Querier for BlockQuerier {
     async fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> strata_model::Result<Vec<Series>> {
         let blocks = self.live(hints.range).await.map_err(model_err)?;
-        let sets = futures::future::try_join_all(blocks.into_iter().map(|b| self.select_block(b, hints, matchers)))
-            .await
-            .map_err(model_err)?;
-        Ok(strata_model::merge_series(sets))
+        self.select_in(blocks, hints, matchers).await.map_err(model_err)
+    }
+
+    async fn select_windows(
+        &self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> strata_model::Result<Vec<WindowedSeries>> {
+        if hints.max_resolution <= 0 || hints.labels_only {
+            return Ok(self.select(hints, matchers).await?.into_iter().map(WindowedSeries::from).collect());
+        }
+        self.windows(hints, matchers).await.map_err(model_err)
     }
 
     async fn label_names(&self, range: TimeRange, matchers: &[Matcher]) -> strata_model::Result<Vec<String>> {

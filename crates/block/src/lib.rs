@@ -10,7 +10,8 @@
 //!         ─► BlockQuerier: prune by time ─► postings ─► row selection ─► page reads
 //! ```
 
-pub mod aggr;
+/// The window math of downsampled blocks (in `strata-model`, shared with the engine).
+pub use strata_model::aggr;
 mod bucket;
 mod error;
 mod format;
@@ -21,6 +22,7 @@ mod meta;
 mod paths;
 mod postings;
 mod read;
+mod resolution;
 mod store;
 mod write;
 
@@ -37,6 +39,7 @@ pub use meta::{
 pub use paths::{BlockFile, BlockPath};
 pub use postings::Postings;
 pub use read::{BlockIndex, IndexSeries, decode_aggr_block, decode_block, read_aggr_block, read_block};
+pub use resolution::{Span, plan_spans};
 pub use store::{MeteredStore, ObjStoreConfig, StoreKind, StoreSettings, StoreStats};
 pub use write::{AggrBlockBuilder, BlockBuilder, BlockData, BlockOrigin, EncodedBlock, upload};
 

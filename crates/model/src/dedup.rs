@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Labels, Sample, Series, is_stale_nan};
+use crate::{Labels, Sample, Series, WindowedSeries, is_stale_nan};
 
 /// Merges the samples of several replicas (each sorted by time with unique
 /// timestamps) into one sequence with strictly increasing timestamps.
@@ -193,3 +193,32 @@ pub fn dedup_series(series: Vec<Series>, replica_labels: &[&str], counter: bool)
 
 #[cfg(test)]
 mod tests;
+
+/// [`dedup_series`] for series that may carry downsampled windows: raw samples are
+/// deduplicated as there; the windows of replicas are merged by window start, the
+/// first replica (in label order) winning (a window already summarises a whole
+/// span of one replica, so there is nothing finer to choose between).
+pub fn dedup_windowed(series: Vec<WindowedSeries>, replica_labels: &[&str], counter: bool) -> Vec<WindowedSeries> {
+    if series.iter().all(|s| s.windows.is_empty()) {
+        let raw = series.into_iter().map(|s| Series { labels: s.labels, samples: s.samples }).collect();
+        return dedup_series(raw, replica_labels, counter).into_iter().map(WindowedSeries::from).collect();
+    }
+    let mut raw = Vec::new();
+    let mut windows = Vec::new();
+    for s in series {
+        if !s.samples.is_empty() {
+            raw.push(Series { labels: s.labels.clone(), samples: s.samples });
+        }
+        if !s.windows.is_empty() {
+            windows.push(WindowedSeries {
+                labels: s.labels.without(replica_labels),
+                samples: Vec::new(),
+                windows: s.windows,
+                resolution: s.resolution,
+            });
+        }
+    }
+    let raw: Vec<WindowedSeries> =
+        dedup_series(raw, replica_labels, counter).into_iter().map(WindowedSeries::from).collect();
+    WindowedSeries::merge(vec![raw, windows])
+}

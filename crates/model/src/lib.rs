@@ -11,6 +11,9 @@
 //!                    remote stores  ────┘
 //! ```
 
+/// Aggregates of downsampled data: per series and aligned window, what PromQL's
+/// functions need to answer from a window instead of its raw samples.
+pub mod aggr;
 /// Prometheus HTTP API times and durations (`time`, `step`, …), parsed totally.
 pub mod api_time;
 mod dedup;
@@ -23,12 +26,12 @@ mod sample;
 mod tenant;
 mod time;
 
-pub use dedup::{DedupIter, dedup_samples, dedup_series};
+pub use dedup::{DedupIter, dedup_samples, dedup_series, dedup_windowed};
 pub use error::{Error, ErrorKind, Result};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher};
 pub use merge::{merge_samples, merge_series};
-pub use query::{Querier, SelectHints, Series};
+pub use query::{Querier, SelectHints, Series, SourceResolution, WindowedSeries};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use tenant::TenantId;
-pub use time::{TimeRange, config_duration, format_rfc3339_ms, now_ms};
+pub use time::{TimeRange, config_duration, format_resolution, format_rfc3339_ms, now_ms};

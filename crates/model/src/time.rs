@@ -35,6 +35,18 @@ pub fn now_ms() -> i64 {
     }
 }
 
+/// A resolution or short duration the way it is written in configs: `5m`, `1h`,
+/// `30s`, `250ms`.
+pub fn format_resolution(ms: i64) -> String {
+    match ms {
+        0 => "0s".to_string(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds (`2026-12-02T15:01:27.838Z`) for any `ms`
 /// whose year is 0000 to 9999; beyond those (a damaged or hand-made meta.json,
 /// i64 bounds) the raw milliseconds and `(out of range)`. For logs and tools: block

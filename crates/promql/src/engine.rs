@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::{self, Expr};
-use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, Series};
+use strata_model::{Labels, MatchOp, Matcher, Querier, SelectHints, SourceResolution, WindowedSeries};
 
 use crate::error::{Error, Result};
 use crate::eval::{Evaluator, Steps, Val, at_ms, offset_ms, subquery_steps};
@@ -33,7 +33,29 @@ pub struct EngineOptions {
     /// Prometheus's experimental `type-and-unit-labels` feature: `__type__` and
     /// `__unit__` are dropped together with `__name__`.
     pub type_and_unit_labels: bool,
+    /// Which resolution selectors read (Thanos's `max_source_resolution`); only
+    /// storage with downsampled data ([`Querier::select_windows`]) makes a
+    /// difference. Selectors feeding functions that cannot be answered from
+    /// windows ([`WINDOW_FUNCTIONS`] lists those that can) always read raw data.
+    pub max_source_resolution: SourceResolution,
 }
+
+/// Range functions answered from downsampled windows as well as from raw samples
+/// (see docs/downsampling.md for how exact each is).
+pub const WINDOW_FUNCTIONS: [&str; 12] = [
+    "rate",
+    "increase",
+    "irate",
+    "resets",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "avg_over_time",
+    "last_over_time",
+    "present_over_time",
+    "absent_over_time",
+];
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -44,6 +66,7 @@ impl Default for EngineOptions {
             default_subquery_step: Duration::from_secs(60),
             delayed_name_removal: false,
             type_and_unit_labels: false,
+            max_source_resolution: SourceResolution::Auto,
         }
     }
 }
@@ -62,6 +85,12 @@ struct Need<'a> {
     maxt: i64,
     /// The function a range selector is the argument of.
     func: Option<&'static str>,
+    /// The step of the evaluations reading it (0: one evaluation).
+    step: i64,
+    /// The range of a range selector; 0 for an instant vector selector.
+    window: i64,
+    /// [`SelectHints::max_resolution`], set once the tree is planned.
+    max_resolution: i64,
 }
 
 impl Engine {
@@ -144,21 +173,34 @@ impl Engine {
         }
         let lookback = self.opts.lookback_delta.as_millis() as i64;
         let sub_step = self.opts.default_subquery_step.as_millis() as i64;
-        let mut data: HashMap<usize, Vec<Series>> = HashMap::new();
+        let mut data: HashMap<usize, Vec<WindowedSeries>> = HashMap::new();
+        let mut resolutions: Vec<i64> = Vec::new();
         let loaded;
         {
             let mut needs = Vec::new();
             let pctx = PlanCtx { lookback, sub_step, query_start: steps.start, query_end };
             plan(&expr, steps, &pctx, &mut needs);
+            for n in &mut needs {
+                let windowable = n.window == 0 || n.func.is_some_and(|f| WINDOW_FUNCTIONS.contains(&f));
+                if windowable {
+                    n.max_resolution = self.opts.max_source_resolution.max_resolution(n.step, n.window);
+                }
+            }
             // Identical selections (same matchers and window) are fetched once, and
             // all selects run concurrently.
             let mut unique: Vec<&Need<'_>> = Vec::new();
             let mut which: Vec<usize> = Vec::with_capacity(needs.len());
             // The function is part of the key: storage may answer a counter's
             // selection differently (HA dedup's counter adjustment).
-            let mut seen: HashMap<(String, i64, i64, Option<&str>), usize> = HashMap::new();
+            let mut seen: HashMap<(String, i64, i64, Option<&str>, i64), usize> = HashMap::new();
             for need in &needs {
-                let id = (format!("{:?}{}", need.vs.name, need.vs.matchers), need.mint, need.maxt, need.func);
+                let id = (
+                    format!("{:?}{}", need.vs.name, need.vs.matchers),
+                    need.mint,
+                    need.maxt,
+                    need.func,
+                    need.max_resolution,
+                );
                 let u = *seen.entry(id).or_insert_with(|| {
                     unique.push(need);
                     unique.len() - 1
@@ -169,7 +211,17 @@ impl Engine {
             if Instant::now() > deadline {
                 return Err(Error::Timeout);
             }
-            loaded = which.iter().map(|&u| fetched[u].iter().map(|s| s.samples.len()).sum::<usize>()).sum();
+            loaded = which
+                .iter()
+                .map(|&u| fetched[u].iter().map(|s| s.samples.len() + s.windows.len()).sum::<usize>())
+                .sum();
+            for series in &fetched {
+                for s in series.iter().filter(|s| s.resolution > 0) {
+                    if !resolutions.contains(&s.resolution) {
+                        resolutions.push(s.resolution);
+                    }
+                }
+            }
             let loaded: usize = loaded;
             if loaded > self.opts.max_samples {
                 return Err(Error::TooManySamples);
@@ -197,6 +249,8 @@ impl Engine {
             loaded,
             delayed_names: self.opts.delayed_name_removal,
             type_unit: self.opts.type_and_unit_labels,
+            resolutions,
+            source_resolution: self.opts.max_source_resolution,
         })
     }
 }
@@ -205,7 +259,7 @@ impl Engine {
 #[derive(Debug)]
 pub struct PreparedQuery {
     expr: Box<Expr>,
-    data: HashMap<usize, Vec<Series>>,
+    data: HashMap<usize, Vec<WindowedSeries>>,
     steps: Steps,
     /// The request's end time, what `@ end()` refers to.
     query_end: i64,
@@ -218,12 +272,26 @@ pub struct PreparedQuery {
     loaded: usize,
     delayed_names: bool,
     type_unit: bool,
+    /// Downsampled resolutions some selector was answered from (ms).
+    resolutions: Vec<i64>,
+    source_resolution: SourceResolution,
 }
 
 impl PreparedQuery {
     /// Evaluates the query. CPU-bound and synchronous.
     pub fn execute(self) -> Result<QueryResult> {
         let mut ann = Annotations::default();
+        if !self.resolutions.is_empty() {
+            let mut r = self.resolutions.clone();
+            r.sort_unstable();
+            let names: Vec<String> = r.into_iter().map(strata_model::format_resolution).collect();
+            ann.info(format!(
+                "parts of the time range were read from downsampled data at resolution {} \
+                 (max_source_resolution={}); max_source_resolution=raw reads raw samples only",
+                names.join(", "),
+                self.source_resolution
+            ));
+        }
         let steps = self.steps;
         let peak;
         let value = {
@@ -331,14 +399,19 @@ fn plan<'a>(e: &'a Expr, s: Steps, c: &PlanCtx, out: &mut Vec<Need<'a>>) {
         };
         (lo.saturating_sub(off).saturating_sub(range).saturating_add(1), hi.saturating_sub(off))
     };
+    // An instant query (one evaluation) reads each selection once: no step.
+    let step = if s.n > 1 { s.step } else { 0 };
     match e {
         Expr::VectorSelector(vs) => {
             let (mint, maxt) = window(vs, c.lookback);
-            out.push(Need { key: vs as *const _ as usize, vs, mint, maxt, func: None });
+            let key = vs as *const _ as usize;
+            out.push(Need { key, vs, mint, maxt, func: None, step, window: 0, max_resolution: 0 });
         }
         Expr::MatrixSelector(ms) => {
-            let (mint, maxt) = window(&ms.vs, ms.range.as_millis() as i64);
-            out.push(Need { key: &ms.vs as *const _ as usize, vs: &ms.vs, mint, maxt, func: None });
+            let range = ms.range.as_millis() as i64;
+            let (mint, maxt) = window(&ms.vs, range);
+            let key = &ms.vs as *const _ as usize;
+            out.push(Need { key, vs: &ms.vs, mint, maxt, func: None, step, window: range, max_resolution: 0 });
         }
         Expr::Subquery(sq) => {
             let inner = subquery_steps(sq, &s, c.sub_step, c.query_start, c.query_end);
@@ -384,13 +457,24 @@ pub(crate) fn to_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher> {
 }
 
 /// Fetches one selector's series; `{a="1" or b="2"}` becomes one select per branch,
-/// merged by label set.
-async fn select(q: &dyn Querier, need: &Need<'_>) -> Result<Vec<Series>> {
-    let hints = SelectHints { func: need.func, ..SelectHints::range(need.mint, need.maxt) };
+/// merged by label set. A selection that may read downsampled data goes through
+/// [`Querier::select_windows`].
+async fn select(q: &dyn Querier, need: &Need<'_>) -> Result<Vec<WindowedSeries>> {
+    let hints = SelectHints {
+        func: need.func,
+        step: need.step,
+        window: need.window,
+        max_resolution: need.max_resolution,
+        ..SelectHints::range(need.mint, need.maxt)
+    };
     let groups = matcher_sets(need.vs)?;
-    let mut out: Vec<Series> = Vec::new();
+    let mut out: Vec<WindowedSeries> = Vec::new();
     for ms in &groups {
-        let got = q.select(&hints, ms).await?;
+        let got = if need.max_resolution > 0 {
+            q.select_windows(&hints, ms).await?
+        } else {
+            q.select(&hints, ms).await?.into_iter().map(WindowedSeries::from).collect()
+        };
         if groups.len() == 1 {
             out = got;
         } else {
@@ -403,6 +487,12 @@ async fn select(q: &dyn Querier, need: &Need<'_>) -> Result<Vec<Series>> {
     }
     for s in &mut out {
         s.samples.retain(|x| x.t >= need.mint && x.t <= need.maxt);
+        if !s.windows.is_empty() {
+            // Windows reaching back two of their own length stay: a range function
+            // or lookback widened to the resolution reads them.
+            let from = need.mint.saturating_sub(2 * s.resolution);
+            s.windows.retain(|w| w.last_t >= from && w.last_t <= need.maxt);
+        }
     }
     Ok(out)
 }

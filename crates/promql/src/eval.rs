@@ -11,12 +11,14 @@ mod functions;
 mod histogram;
 mod info;
 mod range_fns;
+mod windows;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use promql_parser::parser::{self, AtModifier, Expr, Offset};
-use strata_model::{Labels, METRIC_NAME, Sample, Series, is_stale_nan};
+use strata_model::aggr::AggrWindow;
+use strata_model::{Labels, METRIC_NAME, Sample, WindowedSeries, is_stale_nan};
 
 use crate::error::{Error, Result};
 use crate::value::Annotations;
@@ -45,12 +47,16 @@ pub(crate) struct VSeries {
     pub(crate) vals: Vec<Option<f64>>,
 }
 
-/// A range-vector series: raw samples (stale markers removed).
+/// A range-vector series: raw samples (stale markers removed) and, for spans read
+/// from downsampled data, windows (see [`strata_model::WindowedSeries`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RSeries {
     pub(crate) labels: Labels,
     pub(crate) drop_name: bool,
     pub(crate) samples: Vec<Sample>,
+    pub(crate) windows: Vec<AggrWindow>,
+    /// The coarsest resolution among `windows` (0: none).
+    pub(crate) resolution: i64,
 }
 
 /// A range vector: series plus the window each step reads.
@@ -174,7 +180,7 @@ pub(crate) fn subquery_steps(sq: &parser::SubqueryExpr, outer: &Steps, default_s
 /// Evaluation state for one query.
 pub(crate) struct Evaluator<'a> {
     /// Fetched series by selector node; each node takes its own once.
-    pub(crate) data: HashMap<usize, Vec<Series>>,
+    pub(crate) data: HashMap<usize, Vec<WindowedSeries>>,
     pub(crate) lookback: i64,
     pub(crate) sub_step: i64,
     pub(crate) query_start: i64,
@@ -236,7 +242,7 @@ impl Evaluator<'_> {
     fn check_size(&mut self, v: &Val) -> Result<()> {
         let n = match v {
             Val::Vector(vs) => vs.len() * vs.first().map_or(0, |s| s.vals.len()),
-            Val::Range(r) => r.series.iter().map(|s| s.samples.len()).sum(),
+            Val::Range(r) => r.series.iter().map(|s| s.samples.len() + s.windows.len()).sum(),
             _ => 0,
         };
         if n > self.max_samples {
@@ -248,7 +254,7 @@ impl Evaluator<'_> {
 
     /// The series fetched for `vs`. Every node is evaluated exactly once over all
     /// steps, so the data can be moved out rather than copied.
-    fn take(&mut self, vs: &parser::VectorSelector) -> Vec<Series> {
+    fn take(&mut self, vs: &parser::VectorSelector) -> Vec<WindowedSeries> {
         self.data.remove(&(vs as *const _ as usize)).unwrap_or_default()
     }
 
@@ -270,6 +276,13 @@ impl Evaluator<'_> {
         }
         let mut out = Vec::with_capacity(fetched.len());
         for series in fetched {
+            if !series.windows.is_empty() {
+                let vals = windowed_instant(&series, s, off, at, lookback, want_ts);
+                if vals.iter().any(Option::is_some) {
+                    out.push(VSeries { labels: series.labels, drop_name: false, vals });
+                }
+                continue;
+            }
             let smp = &series.samples;
             let mut vals = vec![None; s.n];
             let mut any = false;
@@ -307,7 +320,13 @@ impl Evaluator<'_> {
             .into_iter()
             .map(|mut s| {
                 s.samples.retain(|x| !is_stale_nan(x.v));
-                RSeries { labels: s.labels, drop_name: false, samples: s.samples }
+                RSeries {
+                    labels: s.labels,
+                    drop_name: false,
+                    samples: s.samples,
+                    windows: s.windows,
+                    resolution: s.resolution,
+                }
             })
             .collect();
         RangeVal {
@@ -335,6 +354,8 @@ impl Evaluator<'_> {
                         .enumerate()
                         .filter_map(|(i, x)| x.map(|x| Sample::new(inner.ts(i), x)))
                         .collect(),
+                    windows: Vec::new(),
+                    resolution: 0,
                 })
                 .filter(|r| !r.samples.is_empty())
                 .collect(),
@@ -342,6 +363,8 @@ impl Evaluator<'_> {
                 labels: Labels::empty(),
                 drop_name: false,
                 samples: v.iter().enumerate().map(|(i, x)| Sample::new(inner.ts(i), *x)).collect(),
+                windows: Vec::new(),
+                resolution: 0,
             }],
             other => return Err(Error::exec(format!("subquery over {}", other.type_name()))),
         };
@@ -386,6 +409,59 @@ impl Evaluator<'_> {
             other => other,
         })
     }
+}
+
+/// An instant vector selector over a series with downsampled windows: at each step
+/// the newest raw sample in `(t - lookback, t]` or window whose `last_t` lies in
+/// `(t - lookback - resolution, t]` (the lookback widened by the resolution, so
+/// windows a resolution apart leave no gaps), whichever is newer; a window gives
+/// its last value. A window ending in a stale marker gives nothing once its span
+/// is over, a stale raw sample nothing at all.
+fn windowed_instant(
+    series: &WindowedSeries,
+    s: &Steps,
+    off: i64,
+    at: Option<i64>,
+    lookback: i64,
+    want_ts: bool,
+) -> Vec<Option<f64>> {
+    let (smp, win, res) = (&series.samples, &series.windows, series.resolution);
+    let value_at = |j: usize, k: usize, te: i64| -> Option<f64> {
+        let sample = j.checked_sub(1).map(|j| smp[j]);
+        let window = k.checked_sub(1).map(|k| &win[k]);
+        match (sample, window) {
+            (Some(x), w) if w.is_none_or(|w| x.t >= w.last_t) => (x.t > te.saturating_sub(lookback)
+                && !is_stale_nan(x.v))
+            .then(|| if want_ts { x.t as f64 / 1000.0 } else { x.v }),
+            (_, Some(w)) => {
+                let fresh = w.last_t > te.saturating_sub(lookback).saturating_sub(res);
+                let ended = w.stale_end && te >= w.t.saturating_add(res);
+                (fresh && !ended && w.count > 0).then(|| if want_ts { w.last_t as f64 / 1000.0 } else { w.last })
+            }
+            _ => None,
+        }
+    };
+    let mut vals = vec![None; s.n];
+    if let Some(at) = at {
+        let te = at.saturating_sub(off);
+        let j = smp.partition_point(|x| x.t <= te);
+        let k = win.partition_point(|w| w.last_t <= te);
+        let v = value_at(j, k, te);
+        vals.iter_mut().for_each(|x| *x = v);
+        return vals;
+    }
+    let (mut j, mut k) = (0usize, 0usize);
+    for (i, slot) in vals.iter_mut().enumerate() {
+        let te = s.ts(i).saturating_sub(off);
+        while j < smp.len() && smp[j].t <= te {
+            j += 1;
+        }
+        while k < win.len() && win[k].last_t <= te {
+            k += 1;
+        }
+        *slot = value_at(j, k, te);
+    }
+    vals
 }
 
 /// Drops marked metric names at once (Prometheus's default mode); series that

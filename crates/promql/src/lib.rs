@@ -30,7 +30,9 @@ mod syntax;
 pub mod test_source;
 mod value;
 
-pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, PreparedQuery, parse, parse_selector};
+pub use engine::{
+    Engine, EngineOptions, MAX_POINTS_PER_SERIES, PreparedQuery, WINDOW_FUNCTIONS, parse, parse_selector,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use eval::{PromFloat, format_float};
 pub use value::{InstantSample, QueryResult, QueryStats, QueryValue, RangeSeries};

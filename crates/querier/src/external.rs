@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use strata_model::{Error, Labels, MatchOp, Matcher, Querier, Result, SelectHints, Series, TimeRange};
+use strata_model::{Error, Labels, MatchOp, Matcher, Querier, Result, SelectHints, Series, TimeRange, WindowedSeries};
 
 /// A store's external labels, sorted. Empty: the store adds nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,6 +112,23 @@ impl<Q: Querier> Querier for WithExternalLabels<Q> {
             .filter(|s| matchers.iter().all(|m| m.matches_labels(&s.labels)))
             .collect();
         // Adding labels can reorder series (a series' own label sorting after an added one).
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    async fn select_windows(&self, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<WindowedSeries>> {
+        if self.labels.is_empty() {
+            return self.inner.select_windows(hints, matchers).await;
+        }
+        let Some(pruned) = self.labels.prune_select(matchers) else { return Ok(Vec::new()) };
+        let mut out: Vec<WindowedSeries> = self
+            .inner
+            .select_windows(hints, &pruned)
+            .await?
+            .into_iter()
+            .map(|s| WindowedSeries { labels: self.labels.apply(&s.labels), ..s })
+            .filter(|s| matchers.iter().all(|m| m.matches_labels(&s.labels)))
+            .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }

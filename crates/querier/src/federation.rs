@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_model::{
-    Error, ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, dedup_series, merge_series,
+    Error, ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, WindowedSeries, dedup_series,
+    dedup_windowed, merge_series,
 };
 
 use crate::external::WithExternalLabels;
@@ -195,6 +196,23 @@ impl Querier for FanOut {
         if !self.replica_labels.is_empty() {
             let names: Vec<&str> = self.replica_labels.iter().map(String::as_str).collect();
             out = dedup_series(out, &names, hints.reads_counter());
+        }
+        if hints.limit > 0 {
+            out.truncate(hints.limit);
+        }
+        Ok(out)
+    }
+
+    async fn select_windows(&self, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<WindowedSeries>> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let part = SelectHints { limit: 0, ..hints.clone() };
+        let sets = self.gather(|q| q.select_windows(&part, matchers)).await?;
+        let mut out = WindowedSeries::merge(sets);
+        if !self.replica_labels.is_empty() {
+            let names: Vec<&str> = self.replica_labels.iter().map(String::as_str).collect();
+            out = dedup_windowed(out, &names, hints.reads_counter());
         }
         if hints.limit > 0 {
             out.truncate(hints.limit);

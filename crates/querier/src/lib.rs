@@ -26,7 +26,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use strata_block::BlockQuerier;
-use strata_model::{ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, dedup_series, merge_series};
+use strata_model::{
+    ErrorKind, Matcher, Querier, Result, SelectHints, Series, TimeRange, WindowedSeries, dedup_series, dedup_windowed,
+    merge_series,
+};
 use strata_tsdb::HeadQuerier;
 
 pub use external::{ExternalLabels, WithExternalLabels};
@@ -46,11 +49,20 @@ pub struct QuerierConfig {
     /// with tenant, query, range, duration and samples. `0s` turns the log off.
     #[serde(deserialize_with = "strata_model::config_duration::required")]
     pub slow_query_threshold: std::time::Duration,
+    /// Which resolution queries read when they do not say
+    /// (`max_source_resolution` parameter, as in Thanos): `auto` (the coarsest that
+    /// still gives every step five windows and every range-function window two),
+    /// `raw`, or a resolution (`5m`, `1h`). See docs/downsampling.md.
+    pub max_source_resolution: strata_model::SourceResolution,
 }
 
 impl Default for QuerierConfig {
     fn default() -> Self {
-        QuerierConfig { replica_labels: Vec::new(), slow_query_threshold: std::time::Duration::from_secs(10) }
+        QuerierConfig {
+            replica_labels: Vec::new(),
+            slow_query_threshold: std::time::Duration::from_secs(10),
+            max_source_resolution: strata_model::SourceResolution::Auto,
+        }
     }
 }
 
@@ -198,6 +210,37 @@ impl Querier for TenantQuerier {
             }
         };
         let mut out = self.dedup(out, hints);
+        if hints.limit > 0 {
+            out.truncate(hints.limit);
+        }
+        Ok(out)
+    }
+
+    async fn select_windows(&self, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<WindowedSeries>> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let part_hints = SelectHints { limit: 0, ..hints.clone() };
+        let head = async {
+            match &self.head {
+                Some(h) => h.select(&part_hints, matchers).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let blocks = async {
+            match self.blocks_for(hints.range) {
+                Some(b) => self.blocks_part(b.select_windows(&part_hints, matchers).await),
+                None => Ok(None),
+            }
+        };
+        let (head, blocks) = futures::future::join(head, blocks).await;
+        let head: Vec<WindowedSeries> = head?.into_iter().map(WindowedSeries::from).collect();
+        // The head first: it wins ties, as in `select`.
+        let mut out = WindowedSeries::merge(vec![head, blocks?.unwrap_or_default()]);
+        if !self.replica_labels.is_empty() {
+            let names: Vec<&str> = self.replica_labels.iter().map(String::as_str).collect();
+            out = dedup_windowed(out, &names, hints.reads_counter());
+        }
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }

@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use strata_model::{Matcher, Querier, SelectHints, Series, TenantId, TimeRange};
+use strata_model::{Matcher, Querier, SelectHints, Series, TenantId, TimeRange, WindowedSeries};
 
 use crate::config::duration;
 use crate::error::{ApiError, ApiErrorKind};
@@ -362,12 +362,11 @@ impl SeriesCap {
     }
 }
 
-#[async_trait::async_trait]
-impl Querier for SeriesCap {
-    async fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> strata_model::Result<Vec<Series>> {
+impl SeriesCap {
+    /// Counts `n` more selected series; past the limit, the query fails.
+    fn count(&self, n: usize) -> strata_model::Result<()> {
         use std::sync::atomic::Ordering;
-        let series = self.inner.select(hints, matchers).await?;
-        let seen = self.seen.fetch_add(series.len(), Ordering::Relaxed) + series.len();
+        let seen = self.seen.fetch_add(n, Ordering::Relaxed) + n;
         if seen > self.max {
             self.overrides.exceeded(&self.tenant, Limit::MaxSeriesPerQuery);
             return Err(strata_model::Error::LimitExceeded {
@@ -377,6 +376,25 @@ impl Querier for SeriesCap {
                 ),
             });
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Querier for SeriesCap {
+    async fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> strata_model::Result<Vec<Series>> {
+        let series = self.inner.select(hints, matchers).await?;
+        self.count(series.len())?;
+        Ok(series)
+    }
+
+    async fn select_windows(
+        &self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> strata_model::Result<Vec<WindowedSeries>> {
+        let series = self.inner.select_windows(hints, matchers).await?;
+        self.count(series.len())?;
         Ok(series)
     }
 

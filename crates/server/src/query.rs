@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use serde_json::{Value, json};
-use strata_model::{Labels, TenantId, now_ms};
+use strata_model::{Labels, SourceResolution, TenantId, now_ms};
 use strata_promql::{Engine, EngineOptions, PromFloat, QueryResult, QueryValue};
 
 use crate::AppState;
@@ -167,6 +167,14 @@ fn engine_for(st: &AppState, p: &Params, limits: &Limits) -> ApiResult<Engine> {
     {
         opts.lookback_delta = Duration::from_millis(d as u64);
     }
+    opts.max_source_resolution = match p.get("max_source_resolution") {
+        None | Some("") => st.0.querier.max_source_resolution,
+        Some(v) => SourceResolution::parse(v).ok_or_else(|| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"max_source_resolution\": {v:?} is not raw, auto or a duration such as 5m or 1h"
+            ))
+        })?,
+    };
     Ok(Engine::new(opts))
 }
 

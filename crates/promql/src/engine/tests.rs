@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use strata_model::{Labels, Sample, TimeRange, stale_nan};
+use strata_model::{Labels, Sample, Series, TimeRange, stale_nan};
 
 use super::*;
 use crate::ErrorKind;

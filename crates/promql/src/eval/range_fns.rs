@@ -6,7 +6,7 @@ use strata_model::Sample;
 
 use super::aggregate::fmt_float;
 use super::functions::absent_labels;
-use super::{Evaluator, RangeVal, Steps, VSeries, Val, kahan_add, quantile};
+use super::{Evaluator, RSeries, RangeVal, Steps, VSeries, Val, kahan_add, quantile, windows};
 use crate::error::{Error, Result};
 
 impl Evaluator<'_> {
@@ -29,11 +29,19 @@ impl Evaluator<'_> {
         if name == "absent_over_time" {
             let mut vals = vec![Some(1.0); n];
             for x in &r.series {
-                r.for_each_window(&x.samples, s, |i, _, w| {
-                    if !w.is_empty() {
-                        vals[i] = None;
-                    }
-                });
+                if x.windows.is_empty() {
+                    r.for_each_window(&x.samples, s, |i, _, w| {
+                        if !w.is_empty() {
+                            vals[i] = None;
+                        }
+                    });
+                } else {
+                    windows::for_each_step(x, &r, s, |i, _, w, _| {
+                        if w.is_some() {
+                            vals[i] = None;
+                        }
+                    });
+                }
             }
             let labels = absent_labels(&c.args.args[0]);
             return Ok(Val::Vector(vec![VSeries { labels, drop_name: false, vals }]));
@@ -64,7 +72,7 @@ impl Evaluator<'_> {
         let overlapping = r.at.is_none() && n > 1 && r.range > 2 * s.step;
         let (p0, p1) = (&p0, &p1);
         let r = &r;
-        let eval_one = |smp: &[Sample], buf: &mut Vec<f64>| -> Option<Vec<Option<f64>>> {
+        let eval_raw = |smp: &[Sample], buf: &mut Vec<f64>| -> Option<Vec<Option<f64>>> {
             let mut vals = vec![None; n];
             let mut any = false;
             let mut slide = if overlapping { Sliding::new(f, smp) } else { None };
@@ -78,8 +86,23 @@ impl Evaluator<'_> {
             });
             any.then_some(vals)
         };
+        let eval_one = |x: &RSeries, buf: &mut Vec<f64>| -> Option<Vec<Option<f64>>> {
+            if !x.windows.is_empty() {
+                if windows::supported(f) {
+                    return windows::eval(f, x, r, s);
+                }
+                // Not planned (the engine reads raw data for these), but answered
+                // sanely: each window as its last sample.
+                let mut pts: Vec<Sample> = x.windows.iter().map(|w| Sample::new(w.last_t, w.last)).collect();
+                pts.extend_from_slice(&x.samples);
+                pts.sort_by_key(|p| p.t);
+                return eval_raw(&pts, buf);
+            }
+            eval_raw(&x.samples, buf)
+        };
         // Large inputs are split across cores; series are independent.
-        let work: usize = r.series.iter().map(|x| x.samples.len()).sum::<usize>() + r.series.len().saturating_mul(n);
+        let work: usize = r.series.iter().map(|x| x.samples.len() + x.windows.len()).sum::<usize>()
+            + r.series.len().saturating_mul(n);
         let threads = if work >= PARALLEL_MIN_WORK {
             std::thread::available_parallelism().map_or(1, |p| p.get()).min(MAX_THREADS).min(r.series.len())
         } else {
@@ -95,7 +118,7 @@ impl Evaluator<'_> {
                     .map(|c| {
                         sc.spawn(move || {
                             let mut buf = Vec::new();
-                            c.iter().map(|x| eval_one(&x.samples, &mut buf)).collect::<Vec<_>>()
+                            c.iter().map(|x| eval_one(x, &mut buf)).collect::<Vec<_>>()
                         })
                     })
                     .collect();
@@ -103,7 +126,7 @@ impl Evaluator<'_> {
             })
         } else {
             let mut buf = Vec::new();
-            r.series.iter().map(|x| eval_one(&x.samples, &mut buf)).collect()
+            r.series.iter().map(|x| eval_one(x, &mut buf)).collect()
         };
         let mut out = Vec::with_capacity(r.series.len());
         for (x, vals) in r.series.iter().zip(results) {
@@ -179,7 +202,7 @@ fn extrapolate(w: &[Sample], te: i64, range: i64, counter: bool, rate: bool, cor
 
 /// The range functions, resolved from their name once per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum F {
+pub(super) enum F {
     Rate,
     Increase,
     Delta,

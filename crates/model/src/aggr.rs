@@ -15,7 +15,7 @@
 //! extrapolation of `rate`/`increase` exact. Stale markers count nowhere: they only
 //! set `stale_end` when a window's last raw sample is one.
 
-use strata_model::{Labels, Sample, is_stale_nan};
+use crate::{Labels, Sample, is_stale_nan};
 
 /// One window `[t, t + resolution)` of one series.
 ///
@@ -98,9 +98,11 @@ fn nan_max(a: f64, b: f64) -> f64 {
     if b > a || a.is_nan() { b } else { a }
 }
 
-/// Builds one window from raw samples (one series, time order).
+/// Builds one window from raw samples and windows of one series, fed in time
+/// order: what [`aggregate`] does per window, and what a query does per step when
+/// it reads raw samples and downsampled windows of one series together.
 #[derive(Debug, Clone)]
-struct WindowAcc {
+pub struct WindowAcc {
     w: AggrWindow,
     sum: KahanSum,
     /// First and last stale marker (for a window of markers only).
@@ -108,7 +110,8 @@ struct WindowAcc {
 }
 
 impl WindowAcc {
-    fn new(t: i64) -> Self {
+    /// An empty window whose result carries `t` as its start.
+    pub fn new(t: i64) -> Self {
         WindowAcc {
             w: AggrWindow {
                 t,
@@ -135,8 +138,22 @@ impl WindowAcc {
         self.w.stale_end = true;
     }
 
-    /// Adds real samples summarised as `w` (one sample: count 1, no resets).
-    fn add(&mut self, w: &AggrWindow) {
+    /// Adds the samples a window summarises (a window of stale markers only just
+    /// marks the end); a reset between the samples so far and `w` is counted.
+    pub fn add(&mut self, w: &AggrWindow) {
+        if w.count == 0 {
+            self.marker(w.first_t, w.last_t);
+        } else {
+            self.add_real(w);
+        }
+    }
+
+    /// Whether no real sample was added.
+    pub fn is_empty(&self) -> bool {
+        self.w.count == 0
+    }
+
+    fn add_real(&mut self, w: &AggrWindow) {
         let a = &mut self.w;
         if a.count == 0 {
             a.first_t = w.first_t;
@@ -160,7 +177,8 @@ impl WindowAcc {
         self.sum.add(w.sum);
     }
 
-    fn push(&mut self, s: Sample) {
+    /// Adds one raw sample (a stale marker only marks the end).
+    pub fn push(&mut self, s: Sample) {
         if is_stale_nan(s.v) {
             self.marker(s.t, s.t);
             return;
@@ -179,10 +197,11 @@ impl WindowAcc {
             correction: 0.0,
             stale_end: false,
         };
-        self.add(&one);
+        self.add_real(&one);
     }
 
-    fn finish(mut self) -> AggrWindow {
+    /// The window of everything added.
+    pub fn finish(mut self) -> AggrWindow {
         if self.w.count == 0 {
             if let Some((f, l)) = self.markers {
                 (self.w.first_t, self.w.last_t) = (f, l);
@@ -218,11 +237,7 @@ pub fn aggregate(samples: &[Sample], resolution: i64) -> Vec<AggrWindow> {
 pub fn combine(windows: &[AggrWindow]) -> Option<AggrWindow> {
     let mut acc = WindowAcc::new(windows.first()?.t);
     for w in windows {
-        if w.count == 0 {
-            acc.marker(w.first_t, w.last_t);
-        } else {
-            acc.add(w);
-        }
+        acc.add(w);
     }
     Some(acc.finish())
 }
@@ -288,31 +303,41 @@ pub fn counter_increase(windows: &[AggrWindow]) -> Option<f64> {
 /// raw samples (same first and last samples, same sample count). Exact when the
 /// windows hold the same samples as the range.
 pub fn extrapolated_rate(windows: &[AggrWindow], range_end: i64, range: i64, per_second: bool) -> Option<f64> {
-    let w = combine(windows).filter(|w| w.count > 1)?;
-    let result = w.last - w.first + w.correction;
-    let range_start = range_end.saturating_sub(range);
-    let mut to_start = w.first_t.saturating_sub(range_start) as f64 / 1000.0;
-    let mut to_end = range_end.saturating_sub(w.last_t) as f64 / 1000.0;
-    let sampled = (w.last_t - w.first_t) as f64 / 1000.0;
-    let avg = sampled / f64::from(w.count - 1);
-    let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
-    if result > 0.0 && w.first >= 0.0 {
-        let to_zero = sampled * (w.first / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+    combine(windows)?.extrapolated_rate(range_end, range, per_second)
+}
+
+impl AggrWindow {
+    /// [`extrapolated_rate`] of the samples this window summarises.
+    pub fn extrapolated_rate(&self, range_end: i64, range: i64, per_second: bool) -> Option<f64> {
+        let w = self;
+        if w.count < 2 {
+            return None;
         }
+        let result = w.last - w.first + w.correction;
+        let range_start = range_end.saturating_sub(range);
+        let mut to_start = w.first_t.saturating_sub(range_start) as f64 / 1000.0;
+        let mut to_end = range_end.saturating_sub(w.last_t) as f64 / 1000.0;
+        let sampled = (w.last_t - w.first_t) as f64 / 1000.0;
+        let avg = sampled / f64::from(w.count - 1);
+        let threshold = avg * 1.1;
+        if to_start >= threshold {
+            to_start = avg / 2.0;
+        }
+        if result > 0.0 && w.first >= 0.0 {
+            let to_zero = sampled * (w.first / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        if to_end >= threshold {
+            to_end = avg / 2.0;
+        }
+        let mut factor = (sampled + to_start + to_end) / sampled;
+        if per_second {
+            factor /= range as f64 / 1000.0;
+        }
+        Some(result * factor)
     }
-    if to_end >= threshold {
-        to_end = avg / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if per_second {
-        factor /= range as f64 / 1000.0;
-    }
-    Some(result * factor)
 }
 
 #[cfg(test)]

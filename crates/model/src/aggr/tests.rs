@@ -10,9 +10,9 @@ fn windows_are_aligned_and_skip_stale_markers() {
     let raw = [
         s(290_000, 5.0),
         s(300_000, 1.0),
-        s(315_000, strata_model::stale_nan()),
+        s(315_000, crate::stale_nan()),
         s(330_000, 3.0),
-        s(650_000, strata_model::stale_nan()),
+        s(650_000, crate::stale_nan()),
     ];
     let w = aggregate(&raw, res);
     assert_eq!(w.len(), 3);
@@ -51,8 +51,8 @@ fn nan_values_lose_min_and_max_as_in_promql() {
 
 mod props {
     use super::*;
+    use crate::stale_nan;
     use proptest::prelude::*;
-    use strata_model::stale_nan;
 
     /// Raw reference: Prometheus's extrapolatedRate on the real samples of
     /// `(end - range, end]` (stale markers dropped, as range selectors do).
